@@ -1,0 +1,15 @@
+//! The matching engine's core: order books, price-time priority matching, and the CSV and
+//! binary codecs, all sharing one message model. Nothing here touches a socket or a file;
+//! `engine-server` wraps it with transports.
+
+pub mod binary;
+pub mod csv;
+pub mod engine;
+pub mod message;
+pub mod replay;
+
+pub use engine::{ClientId, Engine, EngineConfig, Route, Sink};
+pub use message::{
+    CancelOrder, InputMsg, NewOrder, OrderId, OutputMsg, Price, Qty, RejectReason, Side, Symbol,
+    UserId,
+};

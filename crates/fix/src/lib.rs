@@ -1,0 +1,1 @@
+//! FIX tag=value codec and session layer.

@@ -1,0 +1,55 @@
+//! The stream server's storage engine.
+//!
+//! CONTRACT used by `stream-server` (the implementation is this crate's issue; these
+//! signatures are what the server codes against and change only together with it):
+//!
+//! ```ignore
+//! // Durability policy.
+//! pub enum Durability { EveryWrite, GroupCommit /* default */, Interval(Duration), Never }
+//! pub struct LogConfig { segment_bytes: u64, segment_ms: u64, index_interval_bytes: u32,
+//!                        retention_bytes: Option<u64>, retention_ms: Option<u64>,
+//!                        durability: Durability }           // + Default
+//! pub struct Record<'a> { timestamp_ms: u64, key: &'a [u8], value: &'a [u8], priority: u8, codec: u8 }
+//!
+//! /// One partition's log. Send + Sync; appends and reads may run concurrently.
+//! pub struct PartitionLog;
+//! impl PartitionLog {
+//!     /// Writes the batch with one system call; returns once written to the page cache
+//!     /// (and, under EveryWrite, fsynced). Offsets are assigned consecutively.
+//!     pub fn append(&self, records: &[Record<'_>]) -> Result<Appended, LogError>;
+//!     /// Resolves once everything up to and including `offset` is durable under the policy
+//!     /// (immediately for Never/Interval, after the covering group fsync for GroupCommit).
+//!     pub async fn wait_durable(&self, offset: u64) -> Result<(), LogError>;
+//!     /// Reads up to `max_records` / `max_bytes` (at least one record if any) starting at
+//!     /// `offset`. Bytes are exactly the STRP FETCH wire form: n × (u32 LE len, Message).
+//!     /// Below the log start offset: Err(LogError::OffsetOutOfRange{..}).
+//!     pub fn read(&self, offset: u64, max_records: u32, max_bytes: u32) -> Result<ReadBatch, LogError>;
+//!     pub fn high_watermark(&self) -> u64;      // next offset to be assigned
+//!     pub fn log_start_offset(&self) -> u64;
+//!     pub fn size_bytes(&self) -> u64;
+//!     /// Wakes when the high watermark moves (for long-poll fetches), without spinning.
+//!     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+//! }
+//! pub struct Appended { pub base_offset: u64, pub last_offset: u64 }
+//! pub struct ReadBatch { pub bytes: bytes::Bytes, pub count: u32, pub high_watermark: u64 }
+//!
+//! /// All topics under a data directory: metadata survives restart.
+//! pub struct TopicStore;
+//! impl TopicStore {
+//!     pub fn open(data_dir: &Path, config: LogConfig) -> Result<TopicStore, LogError>;
+//!     pub fn create_topic(&self, name: &str, partitions: u32) -> Result<(), LogError>; // AlreadyExists
+//!     pub fn delete_topic(&self, name: &str) -> Result<(), LogError>;                  // NotFound; removes files
+//!     pub fn topics(&self) -> Vec<(String, u32)>;                                      // sorted by name
+//!     pub fn partition(&self, topic: &str, partition: u32) -> Result<Arc<PartitionLog>, LogError>;
+//!     pub fn enforce_retention(&self) -> Result<(), LogError>;                         // server calls periodically
+//!     pub fn flush_all(&self) -> Result<(), LogError>;                                 // on shutdown
+//! }
+//! /// Committed consumer-group offsets, durable across restart.
+//! pub struct OffsetStore;
+//! impl OffsetStore {
+//!     pub fn open(data_dir: &Path) -> Result<OffsetStore, LogError>;
+//!     pub fn commit(&self, group: &str, topic: &str, partition: u32, offset: u64) -> Result<(), LogError>;
+//!     pub fn fetch(&self, group: &str, topic: &str, partition: u32) -> Option<u64>;
+//!     pub fn remove_topic(&self, topic: &str) -> Result<(), LogError>;
+//! }
+//! ```
