@@ -1,1 +1,26 @@
 //! Async client for the STRP stream server.
+//!
+//! CONTRACT used by `coinbase-bridge` (this crate's issue implements it; these signatures are
+//! what the bridge codes against and change only together with it):
+//!
+//! ```ignore
+//! pub struct StreamClient;                       // one TCP connection, pipelining-capable
+//! impl StreamClient {
+//!     pub async fn connect(addr: &str) -> Result<StreamClient, ClientError>;   // "host:port"
+//!     pub async fn create_topic(&mut self, name: &str, partitions: u32) -> Result<(), ClientError>;
+//!     pub async fn produce(&mut self, topic: &str, key: &[u8], value: &[u8]) -> Result<Produced, ClientError>;
+//!     pub async fn fetch(&mut self, topic: &str, partition: u32, offset: u64, max_messages: u32)
+//!         -> Result<Fetched, ClientError>;
+//!     pub async fn list_topics(&mut self) -> Result<Vec<String>, ClientError>;
+//!     pub async fn metadata(&mut self) -> Result<Vec<(String, u32)>, ClientError>;
+//! }
+//! pub struct Produced { pub partition: u32, pub offset: u64 }
+//! pub struct Fetched { pub high_watermark: u64, pub messages: Vec<stream_proto::Message> }
+//! #[derive(thiserror::Error)]
+//! pub enum ClientError {
+//!     Io(std::io::Error),                                   // connection problems: retry
+//!     Server { code: stream_proto::ErrorCode, message: String }, // e.g. TopicAlreadyExists
+//!     Protocol(String),                                     // malformed response
+//! }
+//! impl ClientError { pub fn code(&self) -> Option<stream_proto::ErrorCode>; }
+//! ```
