@@ -4,33 +4,401 @@
 //! - `MAGIC`, `decode_input(bytes) -> Result<InputMsg, BinaryError>` for exactly one message,
 //! - `encode_output(msg, out)` appends one message,
 //! - `encode_input` / `decode_output`: the other direction, for clients, tools and tests.
+//!
+//! Layouts (after the magic byte and the type byte), from the spec:
+//! `N` user u32, symbol [8], price u32, qty u32, side u8, userOrderId u32 (27 bytes);
+//! `C` user u32, symbol [8], userOrderId u32 (18); `F` nothing (2);
+//! `A`/`X` symbol [8], user u32, userOrderId u32 (18);
+//! `T` symbol [8], buyUser, buyOid, sellUser, sellOid, price, qty, all u32 (34);
+//! `B` symbol [8], side u8, price u32, qty u32, one zero pad byte (20; empty side: 0, 0);
+//! `R` symbol [8], user u32, userOrderId u32, reason u8 (19).
+//! A cancel's all-NUL symbol field means "no symbol given".
 
-use crate::message::{InputMsg, OutputMsg};
+use crate::message::{
+    CancelOrder, InputMsg, NewOrder, OutputMsg, RejectReason, Side, Symbol, SYMBOL_LEN,
+};
 
 /// First byte of every binary message.
 pub const MAGIC: u8 = 0x4D;
+
+/// Total length of a new order.
+pub const NEW_ORDER_LEN: usize = 27;
+/// Total length of a cancel.
+pub const CANCEL_LEN: usize = 18;
+/// Total length of a flush.
+pub const FLUSH_LEN: usize = 2;
+/// Total length of an ack or a cancel ack.
+pub const ACK_LEN: usize = 18;
+/// Total length of a trade.
+pub const TRADE_LEN: usize = 34;
+/// Total length of a top-of-book message.
+pub const TOP_OF_BOOK_LEN: usize = 20;
+/// Total length of a reject.
+pub const REJECT_LEN: usize = 19;
 
 /// Why a binary message could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct BinaryError(pub String);
 
+fn err<T>(msg: impl Into<String>) -> Result<T, BinaryError> {
+    Err(BinaryError(msg.into()))
+}
+
+/// Reads fields in order from a message whose length has been checked.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn u8(&mut self) -> u8 {
+        let v = self.bytes[self.pos];
+        self.pos += 1;
+        v
+    }
+
+    fn u32(&mut self) -> u32 {
+        let mut b = [0; 4];
+        b.copy_from_slice(&self.bytes[self.pos..self.pos + 4]);
+        self.pos += 4;
+        u32::from_be_bytes(b)
+    }
+
+    fn symbol(&mut self) -> Symbol {
+        let mut b = [0; SYMBOL_LEN];
+        b.copy_from_slice(&self.bytes[self.pos..self.pos + SYMBOL_LEN]);
+        self.pos += SYMBOL_LEN;
+        Symbol::from_padded(b)
+    }
+
+    fn side(&mut self) -> Result<Side, BinaryError> {
+        let b = self.u8();
+        Side::from_byte(b).map_or_else(|| err(format!("bad side byte 0x{b:02x}")), Ok)
+    }
+}
+
+/// Checks magic and length; returns the type byte and a reader positioned after it.
+fn open<'a>(
+    bytes: &'a [u8],
+    expected_len: impl Fn(u8) -> Option<(usize, &'static str)>,
+) -> Result<(u8, Reader<'a>), BinaryError> {
+    if bytes.len() < 2 {
+        return err(format!(
+            "message too short: {} byte(s), need at least 2",
+            bytes.len()
+        ));
+    }
+    if bytes[0] != MAGIC {
+        return err(format!("bad magic 0x{:02x}, expected 0x4d", bytes[0]));
+    }
+    let ty = bytes[1];
+    let Some((len, name)) = expected_len(ty) else {
+        return err(format!("unknown message type 0x{ty:02x}"));
+    };
+    if bytes.len() != len {
+        return err(format!(
+            "wrong length for {name}: {} bytes, expected {len}",
+            bytes.len()
+        ));
+    }
+    Ok((ty, Reader { bytes, pos: 2 }))
+}
+
 /// Decodes exactly one binary input message.
-pub fn decode_input(_bytes: &[u8]) -> Result<InputMsg, BinaryError> {
-    todo!()
+pub fn decode_input(bytes: &[u8]) -> Result<InputMsg, BinaryError> {
+    let (ty, mut r) = open(bytes, |ty| match ty {
+        b'N' => Some((NEW_ORDER_LEN, "new order")),
+        b'C' => Some((CANCEL_LEN, "cancel")),
+        b'F' => Some((FLUSH_LEN, "flush")),
+        _ => None,
+    })?;
+    Ok(match ty {
+        b'N' => InputMsg::New(NewOrder {
+            user: r.u32(),
+            symbol: r.symbol(),
+            symbol_too_long: false,
+            price: r.u32(),
+            qty: r.u32(),
+            side: r.side()?,
+            user_order_id: r.u32(),
+        }),
+        b'C' => {
+            let user = r.u32();
+            let symbol = r.symbol();
+            InputMsg::Cancel(CancelOrder {
+                user,
+                symbol: (!symbol.is_empty()).then_some(symbol),
+                user_order_id: r.u32(),
+            })
+        }
+        _ => InputMsg::Flush,
+    })
+}
+
+#[inline]
+fn put_header(out: &mut Vec<u8>, ty: u8) {
+    out.extend_from_slice(&[MAGIC, ty]);
+}
+
+#[inline]
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+#[inline]
+fn put_symbol(out: &mut Vec<u8>, s: &Symbol) {
+    out.extend_from_slice(&s.padded());
 }
 
 /// Appends the binary form of an output message.
-pub fn encode_output(_msg: &OutputMsg, _out: &mut Vec<u8>) {
-    todo!()
+#[inline]
+pub fn encode_output(msg: &OutputMsg, out: &mut Vec<u8>) {
+    match *msg {
+        OutputMsg::Ack {
+            symbol,
+            user,
+            user_order_id,
+        } => {
+            put_header(out, b'A');
+            put_symbol(out, &symbol);
+            put_u32(out, user);
+            put_u32(out, user_order_id);
+        }
+        OutputMsg::CancelAck {
+            symbol,
+            user,
+            user_order_id,
+        } => {
+            put_header(out, b'X');
+            put_symbol(out, &symbol);
+            put_u32(out, user);
+            put_u32(out, user_order_id);
+        }
+        OutputMsg::Trade {
+            symbol,
+            buy_user,
+            buy_order_id,
+            sell_user,
+            sell_order_id,
+            price,
+            qty,
+        } => {
+            put_header(out, b'T');
+            put_symbol(out, &symbol);
+            for v in [buy_user, buy_order_id, sell_user, sell_order_id, price, qty] {
+                put_u32(out, v);
+            }
+        }
+        OutputMsg::TopOfBook {
+            symbol,
+            side,
+            level,
+        } => {
+            put_header(out, b'B');
+            put_symbol(out, &symbol);
+            out.push(side.as_byte());
+            let (price, qty) = level.unwrap_or((0, 0));
+            put_u32(out, price);
+            put_u32(out, qty);
+            out.push(0);
+        }
+        OutputMsg::Reject {
+            symbol,
+            user,
+            user_order_id,
+            reason,
+        } => {
+            put_header(out, b'R');
+            put_symbol(out, &symbol);
+            put_u32(out, user);
+            put_u32(out, user_order_id);
+            out.push(reason.code());
+        }
+    }
 }
 
-/// Appends the binary form of an input message.
-pub fn encode_input(_msg: &InputMsg, _out: &mut Vec<u8>) {
-    todo!()
+/// Appends the binary form of an input message. The binary form cannot carry a symbol longer
+/// than 8 bytes: `symbol_too_long` is not encoded (the 8 bytes held are sent).
+pub fn encode_input(msg: &InputMsg, out: &mut Vec<u8>) {
+    match msg {
+        InputMsg::New(o) => {
+            put_header(out, b'N');
+            put_u32(out, o.user);
+            put_symbol(out, &o.symbol);
+            put_u32(out, o.price);
+            put_u32(out, o.qty);
+            out.push(o.side.as_byte());
+            put_u32(out, o.user_order_id);
+        }
+        InputMsg::Cancel(c) => {
+            put_header(out, b'C');
+            put_u32(out, c.user);
+            put_symbol(out, &c.symbol.unwrap_or(Symbol::EMPTY));
+            put_u32(out, c.user_order_id);
+        }
+        InputMsg::Flush => put_header(out, b'F'),
+    }
 }
 
 /// Decodes exactly one binary output message.
-pub fn decode_output(_bytes: &[u8]) -> Result<OutputMsg, BinaryError> {
-    todo!()
+pub fn decode_output(bytes: &[u8]) -> Result<OutputMsg, BinaryError> {
+    let (ty, mut r) = open(bytes, |ty| match ty {
+        b'A' => Some((ACK_LEN, "ack")),
+        b'X' => Some((ACK_LEN, "cancel ack")),
+        b'T' => Some((TRADE_LEN, "trade")),
+        b'B' => Some((TOP_OF_BOOK_LEN, "top of book")),
+        b'R' => Some((REJECT_LEN, "reject")),
+        _ => None,
+    })?;
+    Ok(match ty {
+        b'A' | b'X' => {
+            let symbol = r.symbol();
+            let user = r.u32();
+            let user_order_id = r.u32();
+            if ty == b'A' {
+                OutputMsg::Ack {
+                    symbol,
+                    user,
+                    user_order_id,
+                }
+            } else {
+                OutputMsg::CancelAck {
+                    symbol,
+                    user,
+                    user_order_id,
+                }
+            }
+        }
+        b'T' => OutputMsg::Trade {
+            symbol: r.symbol(),
+            buy_user: r.u32(),
+            buy_order_id: r.u32(),
+            sell_user: r.u32(),
+            sell_order_id: r.u32(),
+            price: r.u32(),
+            qty: r.u32(),
+        },
+        b'B' => {
+            let symbol = r.symbol();
+            let side = r.side()?;
+            let price = r.u32();
+            let qty = r.u32();
+            let pad = r.u8();
+            if pad != 0 {
+                return err(format!("top of book pad byte is 0x{pad:02x}, expected 0"));
+            }
+            OutputMsg::TopOfBook {
+                symbol,
+                side,
+                // Price 0 never rests (it means "market"), so (0, 0) is unambiguous.
+                level: (price != 0 || qty != 0).then_some((price, qty)),
+            }
+        }
+        _ => {
+            let symbol = r.symbol();
+            let user = r.u32();
+            let user_order_id = r.u32();
+            let code = r.u8();
+            let Some(reason) = RejectReason::from_code(code) else {
+                return err(format!("unknown reject reason code {code}"));
+            };
+            OutputMsg::Reject {
+                symbol,
+                user,
+                user_order_id,
+                reason,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_order_layout_is_exact() {
+        let msg = InputMsg::New(NewOrder {
+            user: 1,
+            symbol: Symbol::new(b"IBM").unwrap(),
+            symbol_too_long: false,
+            price: 10000,
+            qty: 100,
+            side: Side::Buy,
+            user_order_id: 7,
+        });
+        let mut v = Vec::new();
+        encode_input(&msg, &mut v);
+        let expected: Vec<u8> = [
+            &[0x4D, b'N'][..],
+            &[0, 0, 0, 1],
+            b"IBM\0\0\0\0\0",
+            &10000u32.to_be_bytes(),
+            &[0, 0, 0, 100],
+            b"B",
+            &[0, 0, 0, 7],
+        ]
+        .concat();
+        assert_eq!(v, expected);
+        assert_eq!(decode_input(&v), Ok(msg));
+    }
+
+    #[test]
+    fn output_lengths_match_the_spec() {
+        let s = Symbol::new(b"IBM").unwrap();
+        let cases = [
+            (
+                OutputMsg::Ack {
+                    symbol: s,
+                    user: 1,
+                    user_order_id: 2,
+                },
+                ACK_LEN,
+            ),
+            (
+                OutputMsg::TopOfBook {
+                    symbol: s,
+                    side: Side::Sell,
+                    level: None,
+                },
+                TOP_OF_BOOK_LEN,
+            ),
+            (
+                OutputMsg::Reject {
+                    symbol: s,
+                    user: 1,
+                    user_order_id: 2,
+                    reason: RejectReason::BookFull,
+                },
+                REJECT_LEN,
+            ),
+        ];
+        for (msg, len) in cases {
+            let mut v = Vec::new();
+            encode_output(&msg, &mut v);
+            assert_eq!(v.len(), len, "{msg:?}");
+            assert_eq!(decode_output(&v), Ok(msg));
+        }
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = |b: &[u8]| decode_input(b).unwrap_err().0;
+        assert!(e(b"").contains("too short"));
+        assert!(e(b"XN").contains("bad magic"));
+        assert!(e(b"MZ").contains("unknown message type 0x5a"));
+        assert!(e(b"MN\0").contains("wrong length for new order: 3 bytes, expected 27"));
+        assert!(e(b"MF\0").contains("wrong length for flush"));
+        let mut bad_side = vec![0u8; NEW_ORDER_LEN];
+        bad_side[0] = MAGIC;
+        bad_side[1] = b'N';
+        bad_side[22] = b'Q';
+        assert!(e(&bad_side).contains("bad side byte 0x51"));
+        let mut r = vec![0u8; REJECT_LEN];
+        r[0] = MAGIC;
+        r[1] = b'R';
+        r[18] = 42;
+        assert!(decode_output(&r).unwrap_err().0.contains("reason code 42"));
+    }
 }

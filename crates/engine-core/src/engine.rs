@@ -4,7 +4,18 @@
 //! updating the server): `Engine::new`, `Engine::process`, `Engine::cancel_client_orders`,
 //! `Engine::owns_order`, the `Sink` trait and the `Route` enum.
 
-use crate::message::{InputMsg, OrderId, OutputMsg, UserId};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+
+use crate::arena::{Arena, Node, NIL};
+use crate::book::{
+    crosses, find_level, key_price, level_key, side_at, side_index, unlink_in_level, Book, Top,
+};
+use crate::message::{
+    CancelOrder, InputMsg, NewOrder, OrderId, OutputMsg, Price, Qty, RejectReason, Side, Symbol,
+    UserId,
+};
 
 /// Opaque id of the client (connection) that sent a message; resting orders remember it so
 /// that trades and cancels can be routed to their owners. Single-client users pass 0.
@@ -64,31 +75,404 @@ impl Default for EngineConfig {
 }
 
 /// The engine: all books of one processor.
+///
+/// Layout (see docs/engine.md): one [`Arena`] of order nodes shared by all books, one
+/// `FxHashMap` from (user, user order id) to arena slot (the order index: O(1) cancel,
+/// duplicate check and [`Engine::owns_order`]), books in a `Vec` found through a hash map from
+/// the symbol, plus a `BTreeMap` of symbols used only by flush and cancel-on-disconnect, which
+/// must visit books in symbol order.
 pub struct Engine {
-    _config: EngineConfig,
+    config: EngineConfig,
+    max_price: Price,
+    books: Vec<Book>,
+    /// Symbol (as the u64 of its padded bytes) to index in `books`.
+    by_symbol: FxHashMap<u64, u32>,
+    /// Symbols in byte order, for flush and cancel-on-disconnect.
+    ordered: BTreeMap<Symbol, u32>,
+    arena: Arena,
+    /// (user << 32 | user order id) to arena slot, for every resting order.
+    index: FxHashMap<u64, u32>,
+}
+
+/// Key of an order in the order index.
+#[inline]
+fn order_key(user: UserId, user_order_id: OrderId) -> u64 {
+    (u64::from(user) << 32) | u64::from(user_order_id)
+}
+
+/// Hash key of a symbol.
+#[inline]
+fn symbol_key(symbol: &Symbol) -> u64 {
+    u64::from_ne_bytes(symbol.padded())
+}
+
+/// Quantity for a top-of-book line; a level total beyond u32 (only possible with more than
+/// one order of huge quantity) is reported saturated rather than wrapped.
+#[inline]
+fn wire_qty(total: u64) -> Qty {
+    total.min(u64::from(Qty::MAX)) as Qty
+}
+
+/// Emits one `B` line per side whose top changed, bid side first.
+#[inline]
+fn emit_top_changes<S: Sink>(book: &Book, before: [Top; 2], sink: &mut S) {
+    for (s, was) in before.into_iter().enumerate() {
+        let now = book.top(s);
+        if now != was {
+            let msg = OutputMsg::TopOfBook {
+                symbol: book.symbol,
+                side: side_at(s),
+                level: now.map(|(p, q)| (p, wire_qty(q))),
+            };
+            sink.emit(&msg, Route::MarketData);
+        }
+    }
 }
 
 impl Engine {
     /// An engine with no books yet.
     pub fn new(config: EngineConfig) -> Engine {
-        Engine { _config: config }
+        Engine {
+            config,
+            max_price: Price::MAX,
+            books: Vec::new(),
+            by_symbol: FxHashMap::default(),
+            ordered: BTreeMap::new(),
+            arena: Arena::default(),
+            index: FxHashMap::default(),
+        }
+    }
+
+    /// Preallocates room for `orders` resting orders (arena and order index), so that no
+    /// allocation happens until more than that many orders rest at once.
+    pub fn reserve(&mut self, orders: usize) {
+        self.arena.reserve(orders);
+        self.index.reserve(orders.saturating_sub(self.index.len()));
+    }
+
+    /// Sets the highest limit price accepted; a new order above it is rejected with code 3
+    /// (invalid price). The default, `Price::MAX`, accepts every price.
+    pub fn set_max_price(&mut self, max_price: Price) {
+        self.max_price = max_price;
+    }
+
+    /// Current best price and total quantity at it on one side of a symbol's book, or `None`
+    /// when that side (or the book) is empty.
+    pub fn top_of_book(&self, symbol: Symbol, side: Side) -> Option<(Price, Qty)> {
+        let &b = self.by_symbol.get(&symbol_key(&symbol))?;
+        self.books[b as usize]
+            .top(side_index(side))
+            .map(|(p, q)| (p, wire_qty(q)))
+    }
+
+    /// Number of orders resting in all books.
+    pub fn resting_orders(&self) -> usize {
+        self.index.len()
     }
 
     /// Processes one input message from `origin`, emitting its output lines in spec order.
-    pub fn process<S: Sink>(&mut self, _origin: ClientId, _msg: &InputMsg, _sink: &mut S) {
-        todo!("engine-core: matching")
+    pub fn process<S: Sink>(&mut self, origin: ClientId, msg: &InputMsg, sink: &mut S) {
+        match msg {
+            InputMsg::New(order) => self.new_order(origin, order, sink),
+            InputMsg::Cancel(cancel) => self.cancel(cancel, sink),
+            InputMsg::Flush => self.flush(sink),
+        }
     }
 
     /// Cancels every resting order that `client` placed (cancel-on-disconnect), emitting a
     /// cancel ack routed `Route::Client(client)` per order and the top-of-book changes routed
     /// `Route::MarketData`. Books in symbol order, as a flush would.
-    pub fn cancel_client_orders<S: Sink>(&mut self, _client: ClientId, _sink: &mut S) {
-        todo!("engine-core: cancel on disconnect")
+    pub fn cancel_client_orders<S: Sink>(&mut self, client: ClientId, sink: &mut S) {
+        for &b in self.ordered.values() {
+            let book = &mut self.books[b as usize];
+            if book.orders == 0 {
+                continue;
+            }
+            let before = book.tops();
+            for s in 0..2 {
+                let levels = &mut book.sides[s];
+                // Best level first; removing level i only shifts the levels after it, which
+                // have been visited already.
+                let mut i = levels.len();
+                while i > 0 {
+                    i -= 1;
+                    let mut slot = levels[i].head;
+                    while slot != NIL {
+                        let node = *self.arena.get(slot);
+                        if node.client == client {
+                            unlink_in_level(&mut levels[i], &mut self.arena, slot);
+                            self.index.remove(&order_key(node.user, node.oid));
+                            self.arena.free(slot);
+                            book.orders -= 1;
+                            let msg = OutputMsg::CancelAck {
+                                symbol: book.symbol,
+                                user: node.user,
+                                user_order_id: node.oid,
+                            };
+                            sink.emit(&msg, Route::Client(client));
+                        }
+                        slot = node.next;
+                    }
+                    if levels[i].head == NIL {
+                        levels.remove(i);
+                    }
+                }
+            }
+            emit_top_changes(book, before, sink);
+        }
     }
 
     /// True when (user, user order id) is resting in one of this engine's books (used by the
     /// threaded server to route a cancel that names no symbol).
-    pub fn owns_order(&self, _user: UserId, _user_order_id: OrderId) -> bool {
-        todo!("engine-core: order index")
+    pub fn owns_order(&self, user: UserId, user_order_id: OrderId) -> bool {
+        self.index.contains_key(&order_key(user, user_order_id))
+    }
+
+    /// Index of the book for `symbol`, creating it; `None` when the symbol limit is reached.
+    #[inline]
+    fn book_for(&mut self, symbol: Symbol) -> Option<usize> {
+        let key = symbol_key(&symbol);
+        if let Some(&b) = self.by_symbol.get(&key) {
+            return Some(b as usize);
+        }
+        if self.books.len() >= self.config.max_symbols
+            || self.books.len() >= (u32::MAX >> 1) as usize
+        {
+            return None;
+        }
+        let b = self.books.len();
+        self.books.push(Book::new(symbol));
+        self.by_symbol.insert(key, b as u32);
+        self.ordered.insert(symbol, b as u32);
+        Some(b)
+    }
+
+    /// Checks in the documented order (docs/engine.md): symbol (1), order id (10),
+    /// quantity (2), price (3), duplicate (5), symbol pool (6), book capacity (9).
+    fn new_order<S: Sink>(&mut self, origin: ClientId, o: &NewOrder, sink: &mut S) {
+        let reject = |reason: RejectReason, sink: &mut S| {
+            let msg = OutputMsg::Reject {
+                symbol: o.symbol,
+                user: o.user,
+                user_order_id: o.user_order_id,
+                reason,
+            };
+            sink.emit(&msg, Route::Origin);
+        };
+        if o.symbol_too_long || o.symbol.is_empty() {
+            return reject(RejectReason::UnknownSymbol, sink);
+        }
+        if o.user == 0 && o.user_order_id == 0 {
+            return reject(RejectReason::InvalidOrderId, sink);
+        }
+        if o.qty == 0 {
+            return reject(RejectReason::InvalidQuantity, sink);
+        }
+        if o.price > self.max_price {
+            return reject(RejectReason::InvalidPrice, sink);
+        }
+        let key = order_key(o.user, o.user_order_id);
+        if self.index.contains_key(&key) {
+            return reject(RejectReason::DuplicateOrderId, sink);
+        }
+        let Some(b) = self.book_for(o.symbol) else {
+            return reject(RejectReason::PoolExhausted, sink);
+        };
+        let side = o.side;
+        let s = side_index(side);
+        let book = &mut self.books[b];
+        if o.price != 0 {
+            // Capacity is judged on the book as the order finds it; an order that would be
+            // filled completely needs no room and is never rejected for lack of it.
+            let no_order_room = book.orders >= self.config.max_orders_per_book;
+            let no_level_room = book.sides[s].len() >= self.config.max_levels_per_book
+                && find_level(&book.sides[s], level_key(side, o.price)).is_err();
+            let no_slot = self.arena.is_full();
+            if (no_order_room || no_level_room || no_slot) && !book.would_fill(side, o.price, o.qty)
+            {
+                let reason = if no_slot {
+                    RejectReason::PoolExhausted
+                } else {
+                    RejectReason::BookFull
+                };
+                return reject(reason, sink);
+            }
+        }
+
+        let before = book.tops();
+        sink.emit(
+            &OutputMsg::Ack {
+                symbol: o.symbol,
+                user: o.user,
+                user_order_id: o.user_order_id,
+            },
+            Route::Origin,
+        );
+
+        // Match against the opposite side, best level first, FIFO within a level.
+        let opp_side = side_at(1 - s);
+        let mut remaining = o.qty;
+        let Book {
+            symbol,
+            sides,
+            orders,
+        } = book;
+        let opp = &mut sides[1 - s];
+        while remaining > 0 {
+            let Some(level) = opp.last_mut() else { break };
+            let level_price = key_price(opp_side, level.key);
+            if o.price != 0 && !crosses(side, o.price, level_price) {
+                break;
+            }
+            loop {
+                let slot = level.head;
+                let node = self.arena.get_mut(slot);
+                let fill = remaining.min(node.qty);
+                node.qty -= fill;
+                level.total -= u64::from(fill);
+                remaining -= fill;
+                let (trade, route) = match side {
+                    Side::Buy => (
+                        OutputMsg::Trade {
+                            symbol: *symbol,
+                            buy_user: o.user,
+                            buy_order_id: o.user_order_id,
+                            sell_user: node.user,
+                            sell_order_id: node.oid,
+                            price: level_price,
+                            qty: fill,
+                        },
+                        Route::Trade {
+                            buyer: origin,
+                            seller: node.client,
+                        },
+                    ),
+                    Side::Sell => (
+                        OutputMsg::Trade {
+                            symbol: *symbol,
+                            buy_user: node.user,
+                            buy_order_id: node.oid,
+                            sell_user: o.user,
+                            sell_order_id: o.user_order_id,
+                            price: level_price,
+                            qty: fill,
+                        },
+                        Route::Trade {
+                            buyer: node.client,
+                            seller: origin,
+                        },
+                    ),
+                };
+                if node.qty == 0 {
+                    let next = node.next;
+                    let filled_key = order_key(node.user, node.oid);
+                    self.index.remove(&filled_key);
+                    self.arena.free(slot);
+                    *orders -= 1;
+                    level.head = next;
+                    if next == NIL {
+                        level.tail = NIL;
+                    } else {
+                        self.arena.get_mut(next).prev = NIL;
+                    }
+                }
+                sink.emit(&trade, route);
+                if remaining == 0 || level.head == NIL {
+                    break;
+                }
+            }
+            if level.head == NIL {
+                opp.pop();
+            }
+        }
+
+        // A limit order's remainder rests; a market order's is dropped.
+        if remaining > 0 && o.price != 0 {
+            let slot = self.arena.alloc(Node {
+                user: o.user,
+                oid: o.user_order_id,
+                qty: remaining,
+                client: origin,
+                price: o.price,
+                prev: NIL,
+                next: NIL,
+                book_side: Node::pack(b, side),
+            });
+            self.index.insert(key, slot);
+            book.rest(&mut self.arena, slot, side, o.price, remaining);
+        }
+        emit_top_changes(book, before, sink);
+    }
+
+    /// Cancels one resting order named by (user, user order id) and optionally its symbol.
+    fn cancel<S: Sink>(&mut self, c: &CancelOrder, sink: &mut S) {
+        // An empty symbol counts as "no symbol given" (the binary form cannot tell them apart).
+        let given = c.symbol.filter(|s| !s.is_empty());
+        let reject = |reason: RejectReason, sink: &mut S| {
+            let msg = OutputMsg::Reject {
+                symbol: given.unwrap_or(Symbol::EMPTY),
+                user: c.user,
+                user_order_id: c.user_order_id,
+                reason,
+            };
+            sink.emit(&msg, Route::Origin);
+        };
+        if c.user == 0 && c.user_order_id == 0 {
+            return reject(RejectReason::InvalidOrderId, sink);
+        }
+        let key = order_key(c.user, c.user_order_id);
+        let Some(&slot) = self.index.get(&key) else {
+            return reject(RejectReason::OrderNotFound, sink);
+        };
+        let b = self.arena.get(slot).book();
+        let book = &mut self.books[b];
+        if given.is_some_and(|s| s != book.symbol) {
+            return reject(RejectReason::OrderNotFound, sink);
+        }
+        let before = book.tops();
+        book.unlink(&mut self.arena, slot);
+        self.arena.free(slot);
+        self.index.remove(&key);
+        sink.emit(
+            &OutputMsg::CancelAck {
+                symbol: book.symbol,
+                user: c.user,
+                user_order_id: c.user_order_id,
+            },
+            Route::Origin,
+        );
+        emit_top_changes(book, before, sink);
+    }
+
+    /// Cancels every resting order: books in symbol order; bids best to worst then asks best
+    /// to worst, FIFO within a level; each book's `C` lines, then its `B` lines.
+    fn flush<S: Sink>(&mut self, sink: &mut S) {
+        for &b in self.ordered.values() {
+            let book = &mut self.books[b as usize];
+            if book.orders == 0 {
+                continue;
+            }
+            let before = book.tops();
+            for levels in book.sides.iter_mut() {
+                for level in levels.iter().rev() {
+                    let mut slot = level.head;
+                    while slot != NIL {
+                        let node = *self.arena.get(slot);
+                        self.index.remove(&order_key(node.user, node.oid));
+                        self.arena.free(slot);
+                        let msg = OutputMsg::CancelAck {
+                            symbol: book.symbol,
+                            user: node.user,
+                            user_order_id: node.oid,
+                        };
+                        sink.emit(&msg, Route::Client(node.client));
+                        slot = node.next;
+                    }
+                }
+                levels.clear();
+            }
+            book.orders = 0;
+            emit_top_changes(book, before, sink);
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! binary codecs, all sharing one message model. Nothing here touches a socket or a file;
 //! `engine-server` wraps it with transports.
 
+mod arena;
 pub mod binary;
+mod book;
 pub mod csv;
 pub mod engine;
 pub mod message;
