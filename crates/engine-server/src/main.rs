@@ -1,16 +1,27 @@
-//! `matching_engine`: the exchange matching engine server, and its `replay` tool.
+//! `matching_engine`: the exchange matching engine server (the default command), and its
+//! `replay` tool.
 
 use std::io;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use engine_server::config::ServerConfig;
 
 /// Command line of `matching_engine`.
 #[derive(Parser, Debug)]
-#[command(name = "matching_engine", version, about = "Price-time priority matching engine")]
+#[command(
+    name = "matching_engine",
+    version,
+    about = "Price-time priority matching engine: TCP, UDP and multicast market data",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+
+    /// Server options (used when no subcommand is given).
+    #[command(flatten)]
+    server: ServerConfig,
 }
 
 #[derive(Subcommand, Debug)]
@@ -26,8 +37,24 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Replay { file }) => replay(file),
-        None => anyhow::bail!("the server is not implemented yet"),
+        None => {
+            init_logging();
+            engine_server::server::run(cli.server)
+        }
     }
+}
+
+/// Logs go to stderr (stdout is the replay tool's output); RUST_LOG overrides the level.
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .with_target(false)
+        .init();
 }
 
 fn replay(file: Option<PathBuf>) -> anyhow::Result<()> {

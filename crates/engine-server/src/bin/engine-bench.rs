@@ -1,0 +1,242 @@
+//! `engine-bench`: load tool for the matching engine server over TCP.
+//!
+//! - `latency`: one client, one order in flight; measures the time from writing an order to
+//!   reading its ack (HDR histogram, p50/p99/p99.9/max).
+//! - `throughput`: pipelined clients writing orders as fast as the socket takes them while a
+//!   reader thread per client counts acks; reports orders per second.
+//!
+//! The workload keeps books small and steady: each client alternates a buy and a sell of the same
+//! quantity at the same price under its own user id, so every second order trades against the
+//! previous one (no self-trade prevention in the engine). Per order the server sends the ack,
+//! every second order a trade, and top-of-book changes.
+
+use std::io::{BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+use engine_core::{binary, csv, InputMsg, NewOrder, OutputMsg, Side, Symbol};
+use hdrhistogram::Histogram;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "engine-bench",
+    about = "Load tool for matching_engine over TCP"
+)]
+struct Args {
+    /// Server TCP address.
+    #[arg(long, default_value = "127.0.0.1:1234")]
+    addr: SocketAddr,
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Mode::Latency)]
+    mode: Mode,
+    /// Wire protocol of the orders.
+    #[arg(long, value_enum, default_value_t = Wire::Binary)]
+    wire: Wire,
+    /// Orders per client.
+    #[arg(long, default_value_t = 100_000)]
+    orders: u32,
+    /// Orders sent before measuring (latency mode).
+    #[arg(long, default_value_t = 10_000)]
+    warmup: u32,
+    /// Concurrent clients (throughput mode); each uses its own user id and symbol.
+    #[arg(long, default_value_t = 1)]
+    clients: u32,
+    /// Orders per write call (throughput mode).
+    #[arg(long, default_value_t = 256)]
+    batch: u32,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Mode {
+    Latency,
+    Throughput,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Wire {
+    Binary,
+    Csv,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    match args.mode {
+        Mode::Latency => latency(&args),
+        Mode::Throughput => throughput(&args),
+    }
+}
+
+/// The i-th order of a client: buy on even, sell on odd, same price and quantity.
+fn order(user: u32, symbol: Symbol, i: u32) -> InputMsg {
+    InputMsg::New(NewOrder {
+        user,
+        symbol,
+        symbol_too_long: false,
+        price: 10_000,
+        qty: 10,
+        side: if i.is_multiple_of(2) {
+            Side::Buy
+        } else {
+            Side::Sell
+        },
+        user_order_id: i + 1,
+    })
+}
+
+/// Appends one framed order.
+fn frame(wire: Wire, msg: &InputMsg, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    match wire {
+        Wire::Binary => binary::encode_input(msg, out),
+        Wire::Csv => {
+            csv::encode_input(msg, out);
+            out.push(b'\n');
+        }
+    }
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Reads framed responses and reports whether each one is an ack or reject (an order's first
+/// response).
+struct Responses<R: Read> {
+    rd: BufReader<R>,
+    wire: Wire,
+    payload: Vec<u8>,
+}
+
+impl<R: Read> Responses<R> {
+    fn new(r: R, wire: Wire) -> Self {
+        Responses {
+            rd: BufReader::with_capacity(1 << 16, r),
+            wire,
+            payload: Vec::with_capacity(128),
+        }
+    }
+
+    /// Reads one frame; true when it is an ack or a reject.
+    fn next_is_ack(&mut self) -> anyhow::Result<bool> {
+        let mut len = [0u8; 4];
+        self.rd.read_exact(&mut len).context("read frame length")?;
+        let len = u32::from_be_bytes(len) as usize;
+        self.payload.resize(len, 0);
+        self.rd
+            .read_exact(&mut self.payload)
+            .context("read frame payload")?;
+        let msg = match self.wire {
+            Wire::Binary => binary::decode_output(&self.payload)
+                .map_err(|e| anyhow::anyhow!("bad binary response: {e}"))?,
+            Wire::Csv => {
+                let line = self.payload.strip_suffix(b"\n").unwrap_or(&self.payload);
+                csv::decode_output(line).map_err(|e| anyhow::anyhow!("bad CSV response: {e}"))?
+            }
+        };
+        match msg {
+            OutputMsg::Reject { reason, .. } => bail!("order rejected: {reason:?}"),
+            OutputMsg::Ack { .. } => Ok(true),
+            _ => Ok(false),
+        }
+    }
+}
+
+fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
+    let s = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
+    s.set_nodelay(true).context("TCP_NODELAY")?;
+    Ok(s)
+}
+
+fn latency(args: &Args) -> anyhow::Result<()> {
+    let stream = connect(args.addr)?;
+    let mut wr = stream.try_clone().context("clone stream")?;
+    let mut responses = Responses::new(stream, args.wire);
+    let symbol = Symbol::new(b"LAT").context("symbol")?;
+    // A user id per run so repeated runs against one server never collide on order ids.
+    let user = std::process::id();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).context("histogram")?;
+    let mut buf = Vec::with_capacity(64);
+    let total = args.warmup + args.orders;
+    for i in 0..total {
+        buf.clear();
+        frame(args.wire, &order(user, symbol, i), &mut buf);
+        let t0 = Instant::now();
+        wr.write_all(&buf).context("write order")?;
+        while !responses.next_is_ack()? {}
+        let ns = t0.elapsed().as_nanos() as u64;
+        if i >= args.warmup {
+            hist.record(ns.max(1)).context("record")?;
+        }
+    }
+    println!(
+        "latency {:?} over TCP, {} orders (after {} warm-up), one in flight: p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
+        args.wire,
+        args.orders,
+        args.warmup,
+        hist.value_at_quantile(0.50) as f64 / 1000.0,
+        hist.value_at_quantile(0.90) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        hist.value_at_quantile(0.999) as f64 / 1000.0,
+        hist.max() as f64 / 1000.0,
+    );
+    Ok(())
+}
+
+fn throughput(args: &Args) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut threads = Vec::new();
+    for c in 0..args.clients {
+        let stream = connect(args.addr)?;
+        let mut wr = stream.try_clone().context("clone stream")?;
+        let wire = args.wire;
+        let orders = args.orders;
+        let batch = args.batch.max(1);
+        let user = std::process::id().wrapping_mul(64).wrapping_add(c);
+        let symbol = Symbol::new(format!("TP{c}").as_bytes()).context("symbol")?;
+        // Encode everything up front so the writer measures the server, not the encoder.
+        let mut bytes = Vec::with_capacity(orders as usize * 32);
+        let mut cuts = vec![0];
+        for i in 0..orders {
+            frame(wire, &order(user, symbol, i), &mut bytes);
+            if (i + 1).is_multiple_of(batch) {
+                cuts.push(bytes.len());
+            }
+        }
+        cuts.push(bytes.len());
+        let writer = std::thread::spawn(move || -> anyhow::Result<()> {
+            for w in cuts.windows(2) {
+                wr.write_all(&bytes[w[0]..w[1]]).context("write orders")?;
+            }
+            Ok(())
+        });
+        let reader = std::thread::spawn(move || -> anyhow::Result<Duration> {
+            let mut responses = Responses::new(stream, wire);
+            let t0 = Instant::now();
+            let mut acks = 0;
+            while acks < orders {
+                if responses.next_is_ack()? {
+                    acks += 1;
+                }
+            }
+            Ok(t0.elapsed())
+        });
+        threads.push((writer, reader));
+    }
+    let mut total = 0u64;
+    for (w, r) in threads {
+        w.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
+        r.join().map_err(|_| anyhow::anyhow!("reader panicked"))??;
+        total += args.orders as u64;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "throughput {:?} over TCP, {} client(s), {} orders in {:.3} s: {:.0} orders/s",
+        args.wire,
+        args.clients,
+        total,
+        secs,
+        total as f64 / secs
+    );
+    Ok(())
+}

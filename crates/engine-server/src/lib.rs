@@ -1,0 +1,10 @@
+//! The `matching_engine` server: TCP (4-byte big-endian length framing), UDP (one message per
+//! datagram) and multicast market data around `engine-core`, in single-threaded or threaded
+//! ("dual-processor") mode. See docs/matching-engine.md for the design.
+
+pub mod config;
+pub mod hub;
+pub mod mcast;
+pub mod router;
+pub mod server;
+pub mod wire;

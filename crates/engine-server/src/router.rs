@@ -1,0 +1,390 @@
+//! Threaded mode: N processor threads, each owning the books of a fixed subset of symbols (by a
+//! hash of the symbol), fed by the network I/O thread through bounded lock-free SPSC queues
+//! (`rtrb`), and answering through one SPSC queue each.
+//!
+//! Ordering: the router numbers every job implicitly by keeping a FIFO of the jobs it sent, in
+//! send order, with the processor(s) each went to. The I/O thread delivers output strictly in
+//! that order: it reads the processor at the head of the FIFO until that job's end marker. So a
+//! client sees exactly the output single-threaded mode would give, whatever the processors'
+//! relative speed. Jobs that go to every processor (flush, cancel-on-disconnect, a cancel
+//! without a symbol) are collected from all of them and merged back into the single-threaded
+//! order: per-book groups in symbol order (each processor emits its books in symbol order).
+//!
+//! A cancel that names no symbol goes to every processor; only the one whose engine
+//! `owns_order` processes it. When none does, the router emits the `R ... 4` itself, as the
+//! engine would.
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle, Thread};
+use std::time::Duration;
+
+use anyhow::Context;
+use engine_core::{
+    ClientId, Engine, EngineConfig, InputMsg, OutputMsg, RejectReason, Route, Sink, Symbol,
+};
+use rtrb::{Consumer, Producer, PushError, RingBuffer};
+use tokio::sync::Notify;
+
+use crate::hub::Hub;
+
+/// Work for a processor.
+enum Job {
+    /// Process a message (new order, cancel with symbol, flush).
+    Msg { origin: ClientId, msg: InputMsg },
+    /// A cancel without a symbol: process only if this processor owns the order.
+    CancelIfOwned { origin: ClientId, msg: InputMsg },
+    /// Cancel-on-disconnect for a client.
+    Disconnect(ClientId),
+}
+
+/// What a processor sends back.
+enum Out {
+    /// One output message and where it goes.
+    Msg(OutputMsg, Route),
+    /// The job is complete.
+    End,
+}
+
+/// Which processors a job went to.
+#[derive(Clone, Copy)]
+enum Target {
+    One(usize),
+    All,
+}
+
+/// A job sent and not yet fully delivered.
+struct Pending {
+    origin: ClientId,
+    target: Target,
+    /// For a cancel without a symbol: (user, order id), to reject when no processor owns it.
+    unowned_cancel: Option<(u32, u32)>,
+}
+
+struct Proc {
+    tx: Producer<Job>,
+    rx: Consumer<Out>,
+    thread: Thread,
+    join: Option<JoinHandle<()>>,
+}
+
+/// The I/O thread's side of threaded mode.
+pub struct Router {
+    procs: Vec<Proc>,
+    fifo: VecDeque<Pending>,
+    /// Per-processor output of the head job when it went to every processor.
+    gather: Vec<Vec<(OutputMsg, Route)>>,
+    gathered: Vec<bool>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Processor threads spin this many times on an empty queue before parking: a short spin keeps
+/// the latency of a busy stream low without burning a shared core when idle.
+const SPIN_BEFORE_PARK: u32 = 2_000;
+
+/// Notify the I/O thread at least every this many jobs even while more input is queued, so
+/// output keeps flowing under sustained load.
+const NOTIFY_EVERY: u32 = 64;
+
+impl Router {
+    /// Starts `n` processor threads; `wake_io` is signalled when output is ready.
+    pub fn start(n: usize, queue_capacity: usize, wake_io: Arc<Notify>) -> anyhow::Result<Router> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut procs = Vec::with_capacity(n);
+        for i in 0..n {
+            let (tx, job_rx) = RingBuffer::new(queue_capacity);
+            // Output queue: several messages per job (ack, trades, top of book).
+            let (out_tx, rx) = RingBuffer::new(queue_capacity * 4);
+            let stop = stop.clone();
+            let wake = wake_io.clone();
+            let join = thread::Builder::new()
+                .name(format!("processor-{i}"))
+                .spawn(move || processor(job_rx, out_tx, wake, stop))
+                .with_context(|| format!("spawn processor thread {i}"))?;
+            procs.push(Proc {
+                tx,
+                rx,
+                thread: join.thread().clone(),
+                join: Some(join),
+            });
+        }
+        Ok(Router {
+            gather: (0..n).map(|_| Vec::new()).collect(),
+            gathered: vec![false; n],
+            procs,
+            fifo: VecDeque::new(),
+            stop,
+        })
+    }
+
+    /// Number of processors.
+    pub fn processors(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// The processor that owns a symbol's book.
+    fn owner(&self, symbol: &Symbol) -> usize {
+        let mut h = rustc_hash::FxHasher::default();
+        symbol.padded().hash(&mut h);
+        (h.finish() % self.procs.len() as u64) as usize
+    }
+
+    /// Sends one input message from `origin` to the processor(s) that must see it.
+    pub fn submit(&mut self, origin: ClientId, msg: InputMsg, hub: &mut Hub) {
+        match msg {
+            InputMsg::New(ref o) => {
+                let p = self.owner(&o.symbol);
+                self.send(p, Job::Msg { origin, msg }, hub);
+                self.fifo.push_back(Pending {
+                    origin,
+                    target: Target::One(p),
+                    unowned_cancel: None,
+                });
+            }
+            InputMsg::Cancel(ref c) => match c.symbol {
+                Some(ref s) => {
+                    let p = self.owner(s);
+                    self.send(p, Job::Msg { origin, msg }, hub);
+                    self.fifo.push_back(Pending {
+                        origin,
+                        target: Target::One(p),
+                        unowned_cancel: None,
+                    });
+                }
+                None => {
+                    for p in 0..self.procs.len() {
+                        self.send(p, Job::CancelIfOwned { origin, msg }, hub);
+                    }
+                    self.fifo.push_back(Pending {
+                        origin,
+                        target: Target::All,
+                        unowned_cancel: Some((c.user, c.user_order_id)),
+                    });
+                }
+            },
+            InputMsg::Flush => {
+                for p in 0..self.procs.len() {
+                    self.send(p, Job::Msg { origin, msg }, hub);
+                }
+                self.fifo.push_back(Pending {
+                    origin,
+                    target: Target::All,
+                    unowned_cancel: None,
+                });
+            }
+        }
+    }
+
+    /// Cancels every resting order of `client` on every processor.
+    pub fn disconnect(&mut self, client: ClientId, hub: &mut Hub) {
+        for p in 0..self.procs.len() {
+            self.send(p, Job::Disconnect(client), hub);
+        }
+        self.fifo.push_back(Pending {
+            origin: client,
+            target: Target::All,
+            unowned_cancel: None,
+        });
+    }
+
+    /// Pushes a job, draining output while the queue is full (a processor blocked on its full
+    /// output queue must be able to make progress, or both sides would wait forever).
+    fn send(&mut self, p: usize, mut job: Job, hub: &mut Hub) {
+        loop {
+            match self.procs[p].tx.push(job) {
+                Ok(()) => break,
+                Err(PushError::Full(j)) => {
+                    job = j;
+                    self.procs[p].thread.unpark();
+                    self.drain(hub);
+                    thread::yield_now();
+                }
+            }
+        }
+        self.procs[p].thread.unpark();
+    }
+
+    /// Delivers all output that is ready, in submission order.
+    pub fn drain(&mut self, hub: &mut Hub) {
+        while let Some(head) = self.fifo.front() {
+            let origin = head.origin;
+            match head.target {
+                Target::One(p) => loop {
+                    match self.procs[p].rx.pop() {
+                        Ok(Out::Msg(m, r)) => hub.deliver(origin, &m, r),
+                        Ok(Out::End) => {
+                            self.fifo.pop_front();
+                            break;
+                        }
+                        Err(_) => return,
+                    }
+                },
+                Target::All => {
+                    for p in 0..self.procs.len() {
+                        while !self.gathered[p] {
+                            match self.procs[p].rx.pop() {
+                                Ok(Out::Msg(m, r)) => self.gather[p].push((m, r)),
+                                Ok(Out::End) => self.gathered[p] = true,
+                                Err(_) => return,
+                            }
+                        }
+                    }
+                    let unowned = head.unowned_cancel;
+                    self.fifo.pop_front();
+                    self.deliver_gathered(origin, unowned, hub);
+                }
+            }
+        }
+    }
+
+    /// Merges the per-processor output of a job that went to every processor into the order a
+    /// single engine would have produced: each book's lines stay together, books in symbol order.
+    fn deliver_gathered(&mut self, origin: ClientId, unowned: Option<(u32, u32)>, hub: &mut Hub) {
+        let mut groups: Vec<(Symbol, usize, usize, usize)> = Vec::new();
+        for (p, out) in self.gather.iter().enumerate() {
+            let mut start = 0;
+            for i in 1..=out.len() {
+                if i == out.len() || symbol_of(&out[i].0) != symbol_of(&out[start].0) {
+                    groups.push((symbol_of(&out[start].0), p, start, i));
+                    start = i;
+                }
+            }
+        }
+        groups.sort_by_key(|g| g.0);
+        if groups.is_empty() {
+            if let Some((user, user_order_id)) = unowned {
+                let reject = OutputMsg::Reject {
+                    symbol: Symbol::EMPTY,
+                    user,
+                    user_order_id,
+                    reason: RejectReason::OrderNotFound,
+                };
+                hub.deliver(origin, &reject, Route::Origin);
+            }
+        }
+        for (_, p, a, b) in groups {
+            for (m, r) in &self.gather[p][a..b] {
+                hub.deliver(origin, m, *r);
+            }
+        }
+        for (g, done) in self.gather.iter_mut().zip(self.gathered.iter_mut()) {
+            g.clear();
+            *done = false;
+        }
+    }
+
+    /// Stops and joins the processor threads.
+    pub fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        for p in &mut self.procs {
+            p.thread.unpark();
+            if let Some(j) = p.join.take() {
+                if j.join().is_err() {
+                    tracing::error!("a processor thread panicked");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn symbol_of(m: &OutputMsg) -> Symbol {
+    match *m {
+        OutputMsg::Ack { symbol, .. }
+        | OutputMsg::CancelAck { symbol, .. }
+        | OutputMsg::Trade { symbol, .. }
+        | OutputMsg::TopOfBook { symbol, .. }
+        | OutputMsg::Reject { symbol, .. } => symbol,
+    }
+}
+
+/// Pushes a processor's output, waiting (and waking the I/O thread) while the queue is full.
+struct ProcSink<'a> {
+    tx: &'a mut Producer<Out>,
+    wake: &'a Notify,
+    stop: &'a AtomicBool,
+}
+
+impl ProcSink<'_> {
+    fn push(&mut self, mut item: Out) {
+        loop {
+            match self.tx.push(item) {
+                Ok(()) => return,
+                Err(PushError::Full(i)) => {
+                    if self.stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    item = i;
+                    self.wake.notify_one();
+                    thread::yield_now();
+                }
+            }
+        }
+    }
+}
+
+impl Sink for ProcSink<'_> {
+    fn emit(&mut self, msg: &OutputMsg, route: Route) {
+        self.push(Out::Msg(*msg, route));
+    }
+}
+
+fn processor(
+    mut rx: Consumer<Job>,
+    mut tx: Producer<Out>,
+    wake: Arc<Notify>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut since_notify = 0u32;
+    let mut idle = 0u32;
+    loop {
+        match rx.pop() {
+            Ok(job) => {
+                idle = 0;
+                let mut sink = ProcSink {
+                    tx: &mut tx,
+                    wake: &wake,
+                    stop: &stop,
+                };
+                match job {
+                    Job::Msg { origin, msg } => engine.process(origin, &msg, &mut sink),
+                    Job::CancelIfOwned { origin, msg } => {
+                        if let InputMsg::Cancel(c) = msg {
+                            if engine.owns_order(c.user, c.user_order_id) {
+                                engine.process(origin, &msg, &mut sink);
+                            }
+                        }
+                    }
+                    Job::Disconnect(client) => engine.cancel_client_orders(client, &mut sink),
+                }
+                sink.push(Out::End);
+                since_notify += 1;
+                if since_notify >= NOTIFY_EVERY || rx.is_empty() {
+                    wake.notify_one();
+                    since_notify = 0;
+                }
+            }
+            Err(_) => {
+                if stop.load(Ordering::Acquire) {
+                    return;
+                }
+                idle += 1;
+                if idle < SPIN_BEFORE_PARK {
+                    std::hint::spin_loop();
+                } else {
+                    // The I/O thread unparks after every push; the timeout only bounds how long
+                    // a lost wake-up could delay shutdown.
+                    thread::park_timeout(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The server: one network I/O thread (a single-threaded tokio runtime) running the TCP and UDP
+//! transports, plus either an in-thread engine (single-threaded mode) or the processor threads
+//! of [`crate::router`] (threaded mode).
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::{Buf, BytesMut};
+use engine_core::{ClientId, Engine, EngineConfig, InputMsg, OutputMsg, Route, Sink};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Notify;
+
+use crate::config::ServerConfig;
+use crate::hub::{Hub, OutState, TcpOut};
+use crate::mcast::Multicast;
+use crate::router::Router;
+use crate::wire::{decode_payload, next_frame, Frame, Proto, FRAME_HEADER, MAX_FRAME};
+
+/// Where matching happens.
+enum Matcher {
+    /// On the I/O thread.
+    Single(Engine),
+    /// On processor threads.
+    Threaded(Router),
+}
+
+/// Routes the in-thread engine's output straight to the hub.
+struct HubSink<'a> {
+    hub: &'a mut Hub,
+    origin: ClientId,
+}
+
+impl Sink for HubSink<'_> {
+    fn emit(&mut self, msg: &OutputMsg, route: Route) {
+        self.hub.deliver(self.origin, msg, route);
+    }
+}
+
+/// State owned by the I/O thread.
+pub struct Server {
+    hub: Hub,
+    matcher: Matcher,
+    cancel_on_disconnect: bool,
+    parse_errors: u64,
+}
+
+impl Server {
+    /// Handles one TCP frame payload or UDP datagram from a client.
+    fn handle_payload(&mut self, id: ClientId, payload: &[u8]) {
+        if payload.is_empty() {
+            return;
+        }
+        self.hub.note_proto(id, Proto::detect(payload));
+        let mut errors = Vec::new();
+        decode_payload(payload, |msg| self.submit(id, msg), |e| errors.push(e));
+        for e in errors {
+            self.parse_errors += 1;
+            tracing::warn!(
+                "client {id} ({}): message dropped ({} so far): {e}",
+                self.hub
+                    .peer(id)
+                    .map_or_else(|| "?".to_string(), |p| p.to_string()),
+                self.parse_errors
+            );
+        }
+    }
+
+    fn submit(&mut self, origin: ClientId, msg: InputMsg) {
+        match &mut self.matcher {
+            Matcher::Single(engine) => engine.process(
+                origin,
+                &msg,
+                &mut HubSink {
+                    hub: &mut self.hub,
+                    origin,
+                },
+            ),
+            Matcher::Threaded(router) => router.submit(origin, msg, &mut self.hub),
+        }
+    }
+
+    /// Delivers processor output that is ready (threaded mode).
+    fn drain(&mut self) {
+        if let Matcher::Threaded(router) = &mut self.matcher {
+            router.drain(&mut self.hub);
+        }
+    }
+
+    /// A client went away: forget it and, when configured, cancel its resting orders.
+    fn client_gone(&mut self, id: ClientId) {
+        if !self.hub.remove(id) || !self.cancel_on_disconnect {
+            return;
+        }
+        match &mut self.matcher {
+            Matcher::Single(engine) => engine.cancel_client_orders(
+                id,
+                &mut HubSink {
+                    hub: &mut self.hub,
+                    origin: id,
+                },
+            ),
+            Matcher::Threaded(router) => router.disconnect(id, &mut self.hub),
+        }
+    }
+}
+
+type Shared = Rc<RefCell<Server>>;
+
+/// Runs the server until SIGINT or SIGTERM. Prints one "listening" line per transport with the
+/// bound address, then a "ready" line.
+pub fn run(cfg: ServerConfig) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("build the I/O runtime")?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, serve(cfg))
+}
+
+async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
+    let wake_io = Arc::new(Notify::new());
+    let matcher = if cfg.threaded {
+        Matcher::Threaded(Router::start(
+            cfg.processors as usize,
+            cfg.queue_capacity.max(16),
+            wake_io.clone(),
+        )?)
+    } else {
+        Matcher::Single(Engine::new(EngineConfig::default()))
+    };
+    let server: Shared = Rc::new(RefCell::new(Server {
+        hub: Hub::new(cfg.client_queue_bytes),
+        matcher,
+        cancel_on_disconnect: cfg.cancel_on_disconnect,
+        parse_errors: 0,
+    }));
+
+    if !cfg.tcp_enabled && !cfg.udp_enabled {
+        tracing::warn!("both TCP and UDP are disabled: no client can reach this engine");
+    }
+
+    if cfg.tcp_enabled {
+        let addr = cfg.tcp_addr();
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("bind TCP {addr}"))?;
+        let bound = listener.local_addr().context("TCP local address")?;
+        tracing::info!("TCP listening on {bound} (4-byte big-endian length framing)");
+        tokio::task::spawn_local(accept_loop(listener, server.clone()));
+    }
+    if cfg.udp_enabled {
+        let addr = cfg.udp_addr();
+        let sock = UdpSocket::bind(addr)
+            .await
+            .with_context(|| format!("bind UDP {addr}"))?;
+        let bound = sock.local_addr().context("UDP local address")?;
+        tracing::info!("UDP listening on {bound} (one message per datagram)");
+        let sock = Rc::new(sock);
+        server.borrow_mut().hub.set_udp(sock.clone());
+        tokio::task::spawn_local(udp_loop(sock, server.clone()));
+    }
+    if cfg.mcast_enabled {
+        let m = Multicast::open(&cfg)?;
+        tracing::info!(
+            "multicast market data on {} (ttl {}, loopback {}, interface {}, {})",
+            m.dest(),
+            cfg.mcast_ttl,
+            cfg.mcast_loopback,
+            cfg.mcast_interface,
+            if m.proto() == Proto::Binary {
+                "binary"
+            } else {
+                "csv"
+            }
+        );
+        server.borrow_mut().hub.set_mcast(m);
+    }
+    if cfg.threaded {
+        tokio::task::spawn_local(drain_loop(wake_io, server.clone()));
+    }
+    tracing::info!(
+        "matching_engine ready: {} mode{}, cancel-on-disconnect {}",
+        if cfg.threaded {
+            "threaded"
+        } else {
+            "single-threaded"
+        },
+        if cfg.threaded {
+            format!(" with {} processor threads", cfg.processors)
+        } else {
+            String::new()
+        },
+        if cfg.cancel_on_disconnect {
+            "on"
+        } else {
+            "off"
+        },
+    );
+
+    let signal = wait_for_signal().await?;
+    tracing::info!("received {signal}, shutting down");
+    let mut s = server.borrow_mut();
+    s.drain();
+    if let Matcher::Threaded(router) = &mut s.matcher {
+        router.shutdown();
+    }
+    tracing::info!("matching_engine stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+async fn drain_loop(wake: Arc<Notify>, server: Shared) {
+    loop {
+        wake.notified().await;
+        server.borrow_mut().drain();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, server: Shared) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => start_client(stream, peer, &server),
+            Err(e) => {
+                // EMFILE and friends: log and keep accepting; the condition usually clears.
+                tracing::warn!("TCP accept failed: {e}");
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}
+
+fn start_client(stream: TcpStream, peer: SocketAddr, server: &Shared) {
+    // Latency over throughput for every reply; batching comes from the writer taking the whole
+    // queued buffer at once.
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::warn!("TCP_NODELAY on {peer}: {e}");
+    }
+    let out = Rc::new(TcpOut::new());
+    let id = server.borrow_mut().hub.add_tcp(peer, out.clone());
+    tracing::info!("client {id} connected from {peer} (TCP)");
+    let (rd, wr) = stream.into_split();
+    tokio::task::spawn_local(tcp_reader(server.clone(), id, peer, rd, out.clone()));
+    tokio::task::spawn_local(tcp_writer(id, peer, wr, out));
+}
+
+async fn tcp_reader(
+    server: Shared,
+    id: ClientId,
+    peer: SocketAddr,
+    mut rd: OwnedReadHalf,
+    out: Rc<TcpOut>,
+) {
+    let mut buf = BytesMut::with_capacity(FRAME_HEADER + MAX_FRAME);
+    let reason: String = 'conn: loop {
+        if buf.capacity() - buf.len() < 16 * 1024 {
+            buf.reserve(FRAME_HEADER + MAX_FRAME);
+        }
+        let n = tokio::select! {
+            biased;
+            _ = out.wake_reader.notified() => {
+                if out.state.get() == OutState::Aborted {
+                    break 'conn "dropped by the server".to_string();
+                }
+                continue;
+            }
+            r = rd.read_buf(&mut buf) => r,
+        };
+        match n {
+            Ok(0) => {
+                break if buf.is_empty() {
+                    "disconnected".to_string()
+                } else {
+                    format!(
+                        "disconnected mid-frame ({} bytes of an incomplete frame discarded)",
+                        buf.len()
+                    )
+                };
+            }
+            Ok(_) => {
+                let mut s = server.borrow_mut();
+                let mut off = 0;
+                loop {
+                    match next_frame(&buf[off..]) {
+                        Frame::Complete(len) => {
+                            let start = off + FRAME_HEADER;
+                            s.handle_payload(id, &buf[start..start + len]);
+                            off = start + len;
+                        }
+                        Frame::Partial => break,
+                        Frame::TooLarge(len) => {
+                            // The stream cannot be resynchronised after a bad length.
+                            s.drain();
+                            break 'conn format!(
+                                "protocol error: frame length {len} exceeds {MAX_FRAME}; dropping the client"
+                            );
+                        }
+                    }
+                }
+                buf.advance(off);
+                s.drain();
+            }
+            Err(e) => break format!("read error: {e}"),
+        }
+    };
+    let aborted = out.state.get() == OutState::Aborted;
+    if aborted || reason.starts_with("protocol error") {
+        tracing::warn!("client {id} ({peer}) {reason}");
+        out.set_state(OutState::Aborted);
+    } else {
+        tracing::info!("client {id} ({peer}) {reason}");
+        out.set_state(OutState::Finishing);
+    }
+    server.borrow_mut().client_gone(id);
+}
+
+async fn tcp_writer(id: ClientId, peer: SocketAddr, mut wr: OwnedWriteHalf, out: Rc<TcpOut>) {
+    let mut batch: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        out.wake_writer.notified().await;
+        loop {
+            if out.state.get() == OutState::Aborted {
+                return;
+            }
+            // Swap buffers so the I/O thread keeps queueing while this batch is written.
+            std::mem::swap(&mut batch, &mut *out.buf.borrow_mut());
+            if batch.is_empty() {
+                break;
+            }
+            // A client that stops reading must not pin this task forever: an abort (slow
+            // consumer, server shutdown of the client) interrupts a blocked write.
+            let written = tokio::select! {
+                r = wr.write_all(&batch) => r,
+                _ = aborted(&out) => return,
+            };
+            if let Err(e) = written {
+                tracing::info!("client {id} ({peer}) write failed: {e}");
+                out.set_state(OutState::Aborted);
+                return;
+            }
+            batch.clear();
+        }
+        if out.state.get() == OutState::Finishing {
+            let _ = wr.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// Resolves once the client's output is aborted.
+async fn aborted(out: &TcpOut) {
+    while out.state.get() != OutState::Aborted {
+        out.wake_writer.notified().await;
+    }
+}
+
+async fn udp_loop(sock: Rc<UdpSocket>, server: Shared) {
+    // A UDP message can be at most one datagram; 64 KiB covers every datagram size.
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, peer) = match sock.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                // e.g. ICMP port unreachable from an earlier reply: not fatal for the listener.
+                tracing::debug!("UDP receive: {e}");
+                continue;
+            }
+        };
+        let mut s = server.borrow_mut();
+        let id = s.hub.udp_client(peer);
+        s.handle_payload(id, &buf[..n]);
+        // Take whatever else already arrived before delivering output, to batch under load.
+        for _ in 0..64 {
+            match sock.try_recv_from(&mut buf) {
+                Ok((n, peer)) => {
+                    let id = s.hub.udp_client(peer);
+                    s.handle_payload(id, &buf[..n]);
+                }
+                Err(_) => break,
+            }
+        }
+        s.drain();
+    }
+}

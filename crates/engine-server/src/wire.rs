@@ -1,0 +1,181 @@
+//! Wire helpers shared by the transports: protocol detection, splitting a TCP frame payload or a
+//! UDP datagram into input messages, encoding output messages, and TCP framing.
+
+use engine_core::{binary, csv, InputMsg, OutputMsg};
+
+/// Largest TCP frame payload the spec allows.
+pub const MAX_FRAME: usize = 65_536;
+
+/// Size of the TCP frame header (u32 big-endian payload length).
+pub const FRAME_HEADER: usize = 4;
+
+/// The protocol a client speaks (and is answered in).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Proto {
+    /// Text lines.
+    Csv,
+    /// Packed big-endian messages starting with [`binary::MAGIC`].
+    Binary,
+}
+
+impl Proto {
+    /// Binary when the first byte is the magic 0x4D, else CSV (the spec's detection rule).
+    pub fn detect(payload: &[u8]) -> Proto {
+        match payload.first() {
+            Some(&binary::MAGIC) => Proto::Binary,
+            _ => Proto::Csv,
+        }
+    }
+}
+
+/// Length of a binary input message from its type byte, `None` for an unknown type.
+fn binary_input_len(kind: u8) -> Option<usize> {
+    match kind {
+        b'N' => Some(27),
+        b'C' => Some(18),
+        b'F' => Some(2),
+        _ => None,
+    }
+}
+
+/// Decodes every input message in one payload (a TCP frame or a UDP datagram).
+///
+/// CSV payloads may hold several lines (a trailing newline, as `nc` sends, is fine); blank lines
+/// and `#` comments are skipped. Binary payloads may hold several messages back to back. Every
+/// message that cannot be decoded is reported to `on_err` with the reason and skipped; a
+/// binary payload whose framing is lost (bad magic, unknown type, truncated) is abandoned from
+/// that point, since the next message boundary is unknown.
+pub fn decode_payload(
+    payload: &[u8],
+    mut on_msg: impl FnMut(InputMsg),
+    mut on_err: impl FnMut(String),
+) {
+    match Proto::detect(payload) {
+        Proto::Csv => {
+            for line in payload.split(|&b| b == b'\n') {
+                match csv::decode_input(line) {
+                    Ok(Some(msg)) => on_msg(msg),
+                    Ok(None) => {}
+                    Err(e) => on_err(format!(
+                        "bad CSV line {:?}: {e}",
+                        String::from_utf8_lossy(&line[..line.len().min(80)])
+                    )),
+                }
+            }
+        }
+        Proto::Binary => {
+            let mut rest = payload;
+            while !rest.is_empty() {
+                if rest[0] != binary::MAGIC {
+                    on_err(format!(
+                        "binary payload lost framing: byte 0x{:02x}",
+                        rest[0]
+                    ));
+                    return;
+                }
+                let Some(kind) = rest.get(1).copied() else {
+                    on_err("truncated binary message (1 byte)".to_string());
+                    return;
+                };
+                let Some(len) = binary_input_len(kind) else {
+                    on_err(format!("unknown binary message type 0x{kind:02x}"));
+                    return;
+                };
+                if rest.len() < len {
+                    on_err(format!(
+                        "truncated binary message: type {:?}, {} of {len} bytes",
+                        kind as char,
+                        rest.len()
+                    ));
+                    return;
+                }
+                match binary::decode_input(&rest[..len]) {
+                    Ok(msg) => on_msg(msg),
+                    Err(e) => on_err(format!("bad binary message: {e}")),
+                }
+                rest = &rest[len..];
+            }
+        }
+    }
+}
+
+/// Appends one output message in `proto` (CSV lines end with `\n`).
+pub fn encode(proto: Proto, msg: &OutputMsg, out: &mut Vec<u8>) {
+    match proto {
+        Proto::Csv => {
+            csv::encode_output(msg, out);
+            out.push(b'\n');
+        }
+        Proto::Binary => binary::encode_output(msg, out),
+    }
+}
+
+/// Appends one output message as a TCP frame (u32 big-endian length, then the message).
+pub fn encode_framed(proto: Proto, msg: &OutputMsg, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER]);
+    encode(proto, msg, out);
+    let len = (out.len() - start - FRAME_HEADER) as u32;
+    out[start..start + FRAME_HEADER].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Result of looking for one complete frame at the start of a receive buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A complete frame: the payload is `buf[FRAME_HEADER..FRAME_HEADER + len]`.
+    Complete(usize),
+    /// More bytes are needed.
+    Partial,
+    /// The header announces more than [`MAX_FRAME`] bytes: the stream cannot be trusted.
+    TooLarge(u32),
+}
+
+/// Looks for one complete frame at the start of `buf`.
+pub fn next_frame(buf: &[u8]) -> Frame {
+    if buf.len() < FRAME_HEADER {
+        return Frame::Partial;
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if len as usize > MAX_FRAME {
+        return Frame::TooLarge(len);
+    }
+    if buf.len() < FRAME_HEADER + len as usize {
+        Frame::Partial
+    } else {
+        Frame::Complete(len as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn frames() {
+        assert_eq!(next_frame(&[0, 0]), Frame::Partial);
+        assert_eq!(next_frame(&[0, 0, 0, 2, b'F']), Frame::Partial);
+        assert_eq!(next_frame(&[0, 0, 0, 2, b'F', b'\n']), Frame::Complete(2));
+        assert_eq!(next_frame(&[0, 1, 0, 1]), Frame::TooLarge(65_537));
+        assert_eq!(next_frame(&[0, 1, 0, 0]), Frame::Partial);
+    }
+
+    #[test]
+    fn detection() {
+        assert_eq!(Proto::detect(b"N, 1"), Proto::Csv);
+        assert_eq!(Proto::detect(&[0x4D, b'F']), Proto::Binary);
+        assert_eq!(Proto::detect(b""), Proto::Csv);
+    }
+
+    proptest! {
+        // Arbitrary bytes, framed or not, never panic the decoders.
+        #[test]
+        fn arbitrary_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = next_frame(&bytes);
+            decode_payload(&bytes, |_| {}, |_| {});
+            let mut with_magic = vec![0x4D];
+            with_magic.extend_from_slice(&bytes);
+            decode_payload(&with_magic, |_| {}, |_| {});
+        }
+    }
+}
