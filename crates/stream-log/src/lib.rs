@@ -1,4 +1,12 @@
-//! The stream server's storage engine.
+//! The stream server's storage engine: one segmented, append-only log per partition, with
+//! sparse offset and time indexes, crash recovery, retention, durable topic metadata and
+//! durable committed consumer-group offsets. The on-disk format, recovery and durability
+//! policies are written down in `docs/storage.md`.
+//!
+//! Records are stored in exactly the STRP FETCH wire form, so a fetch is a contiguous byte range
+//! of a segment, served without re-encoding. The append and read paths (record codec, segment
+//! walk, group commit) are hand-written rather than built on an embedded database: they are the
+//! latency-critical core and need exact control over system calls and fsyncs.
 //!
 //! CONTRACT used by `stream-server` (the implementation is this crate's issue; these
 //! signatures are what the server codes against and change only together with it):
@@ -53,3 +61,24 @@
 //!     pub fn remove_topic(&self, topic: &str) -> Result<(), LogError>;
 //! }
 //! ```
+
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod index;
+mod offsets;
+mod partition;
+mod record;
+mod segment;
+mod topics;
+
+pub use config::{Durability, LogConfig, MAX_SEGMENT_BYTES};
+pub use error::{LogError, Result};
+pub use offsets::OffsetStore;
+pub use partition::{Appended, PartitionLog, ReadBatch, RecoveryReport};
+pub use record::{
+    decode_batch, message_crc, DecodedRecord, Record, FRAME_FIXED_BYTES, MAX_MESSAGE_BYTES,
+    MESSAGE_FIXED_BYTES,
+};
+pub use topics::{validate_topic_name, TopicStore, MAX_PARTITIONS, MAX_TOPIC_NAME};
