@@ -24,3 +24,29 @@
 //! }
 //! impl ClientError { pub fn code(&self) -> Option<stream_proto::ErrorCode>; }
 //! ```
+//!
+//! Beyond the contract (see docs/clients.md):
+//! - [`StreamClient`] has a method per request type (topics, produce, batch produce, fetch,
+//!   long-poll fetch, groups, offsets, heartbeats) and pipelining ([`StreamClient::pipeline`],
+//!   [`StreamClient::send`] / [`StreamClient::recv`]). `Fetched` also carries
+//!   `log_start_offset` (from long-poll answers).
+//! - [`BatchProducer`]: accumulates messages per partition up to a size or a linger time,
+//!   sends them with BATCH_PRODUCE (several batches in flight), and acknowledges each
+//!   message with its offset.
+//! - [`GroupConsumer`]: a consumer-group member that heartbeats on a timer, learns of
+//!   rebalances from the heartbeat answer, rejoins, fetches its partitions from the committed
+//!   offsets and commits (at-least-once).
+
+#![deny(missing_docs)]
+
+mod client;
+mod conn;
+mod consumer;
+mod error;
+mod producer;
+
+pub use client::{Assignment, Fetched, Produced, StreamClient, DEFAULT_TIMEOUT};
+pub use consumer::{ConsumerConfig, GroupConsumer, StartFrom};
+pub use error::ClientError;
+pub use producer::{BatchProducer, ProduceAck, ProducerConfig};
+pub use stream_proto::{ErrorCode, Message, Priority, ProduceRecord};
