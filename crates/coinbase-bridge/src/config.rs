@@ -1,0 +1,317 @@
+//! Configuration: flags, each with an environment variable twin, plus a `.env` file loaded
+//! by `main` before parsing (real environment variables win over the file, flags over both).
+
+use clap::{ArgAction, Parser, ValueEnum};
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A secret string whose Debug and Display never show the value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret value; call only where it is used, never to log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// Which gateway delivers execution reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecSource {
+    /// The order-entry gateway (fix-ord, port 6121): reports for this session's orders.
+    OrderEntry,
+    /// The drop-copy gateway (fix-dc, port 6122): reports for the whole profile.
+    DropCopy,
+    /// No execution session.
+    None,
+}
+
+/// Command line and environment.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "coinbase-bridge",
+    version,
+    about = "Streams Coinbase Exchange FIX market data and execution reports into stream-server topics",
+    long_about = "Streams Coinbase Exchange FIX market data and execution reports into stream-server \
+topics. Every option can also be set by the environment variable shown, or in a .env file in \
+the working directory (the environment wins over the file, flags win over both)."
+)]
+pub struct Config {
+    /// Coinbase API key (also the SenderCompID and Username).
+    #[arg(long, env = "COINBASE_API_KEY")]
+    pub api_key: String,
+
+    /// Coinbase API secret, base64 as Coinbase shows it.
+    #[arg(long, env = "COINBASE_API_SECRET", hide_env_values = true)]
+    pub api_secret: Secret,
+
+    /// Coinbase API passphrase.
+    #[arg(long, env = "COINBASE_PASSPHRASE", hide_env_values = true)]
+    pub passphrase: Secret,
+
+    /// SenderCompID (49); defaults to the API key, which is what Coinbase expects.
+    #[arg(long, env = "COINBASE_SENDER_COMP_ID")]
+    pub sender_comp_id: Option<String>,
+
+    /// Use the sandbox gateways (fix-*.sandbox.exchange.coinbase.com).
+    #[arg(long, env = "COINBASE_USE_SANDBOX", default_value_t = false, action = ArgAction::Set)]
+    pub use_sandbox: bool,
+
+    /// Stream server address (host:port).
+    #[arg(long, env = "STREAM_SERVER", default_value = "localhost:9092")]
+    pub stream_addr: String,
+
+    /// Symbols to subscribe to, comma-separated.
+    #[arg(
+        long,
+        env = "COINBASE_SYMBOLS",
+        value_delimiter = ',',
+        default_value = "BTC-USD,ETH-USD"
+    )]
+    pub symbols: Vec<String>,
+
+    /// Run the market data session.
+    #[arg(long, env = "COINBASE_MARKET_DATA", default_value_t = true, action = ArgAction::Set)]
+    pub market_data: bool,
+
+    /// Market data gateway host [default: fix-md.exchange.coinbase.com, or its sandbox twin].
+    #[arg(long, env = "COINBASE_MD_HOST")]
+    pub md_host: Option<String>,
+
+    /// Market data gateway port: 6121 snapshot + incremental, 6122 incremental only.
+    #[arg(long, env = "COINBASE_MD_PORT", default_value_t = 6121)]
+    pub md_port: u16,
+
+    /// Where execution reports come from.
+    #[arg(long, env = "COINBASE_EXECUTIONS", value_enum, default_value_t = ExecSource::OrderEntry)]
+    pub executions: ExecSource,
+
+    /// Execution gateway host [default: fix-ord (order-entry) or fix-dc (drop-copy)
+    /// .exchange.coinbase.com, or the sandbox twin].
+    #[arg(long, env = "COINBASE_EXEC_HOST")]
+    pub exec_host: Option<String>,
+
+    /// Execution gateway port [default: 6121 order-entry, 6122 drop-copy].
+    #[arg(long, env = "COINBASE_EXEC_PORT")]
+    pub exec_port: Option<u16>,
+
+    /// CancelOrdersOnDisconnect (8013) sent on the order-entry Logon: S (session) or Y (all).
+    #[arg(long, env = "COINBASE_CANCEL_ON_DISCONNECT")]
+    pub cancel_on_disconnect: Option<String>,
+
+    /// PEM file of CA certificates to trust instead of the system and bundled roots (tests,
+    /// private gateways).
+    #[arg(long, env = "COINBASE_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// TLS server name to verify, when it differs from the host connected to.
+    #[arg(long, env = "COINBASE_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
+
+    /// TargetCompID (56).
+    #[arg(long, env = "COINBASE_TARGET_COMP_ID", default_value = "Coinbase")]
+    pub target_comp_id: String,
+
+    /// HeartBtInt (108) in seconds (Coinbase: at most 30 on order entry).
+    #[arg(long, env = "COINBASE_HEARTBEAT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub heartbeat_secs: u64,
+
+    /// First reconnect delay in milliseconds (doubles per failure, with jitter).
+    #[arg(long, env = "COINBASE_RECONNECT_MIN_MS", default_value_t = 1_000)]
+    pub reconnect_min_ms: u64,
+
+    /// Longest reconnect delay in milliseconds.
+    #[arg(long, env = "COINBASE_RECONNECT_MAX_MS", default_value_t = 60_000)]
+    pub reconnect_max_ms: u64,
+
+    /// Records buffered while the stream server is slow or down; beyond this they are
+    /// dropped, counted and logged.
+    #[arg(long, env = "COINBASE_BUFFER_CAPACITY", default_value_t = 100_000)]
+    pub buffer_capacity: usize,
+
+    /// Partitions of topics the bridge creates (1 keeps one total order per topic).
+    #[arg(long, env = "COINBASE_TOPIC_PARTITIONS", default_value_t = 1)]
+    pub topic_partitions: u32,
+}
+
+/// One gateway to connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+impl Config {
+    fn default_host(&self, name: &str) -> String {
+        if self.use_sandbox {
+            format!("{name}.sandbox.exchange.coinbase.com")
+        } else {
+            format!("{name}.exchange.coinbase.com")
+        }
+    }
+
+    /// SenderCompID to use.
+    pub fn sender(&self) -> &str {
+        self.sender_comp_id.as_deref().unwrap_or(&self.api_key)
+    }
+
+    /// The market data gateway, if that session is enabled.
+    pub fn md_endpoint(&self) -> Option<Endpoint> {
+        self.market_data.then(|| Endpoint {
+            host: self
+                .md_host
+                .clone()
+                .unwrap_or_else(|| self.default_host("fix-md")),
+            port: self.md_port,
+        })
+    }
+
+    /// The execution report gateway, if that session is enabled.
+    pub fn exec_endpoint(&self) -> Option<Endpoint> {
+        let (name, port) = match self.executions {
+            ExecSource::OrderEntry => ("fix-ord", 6121),
+            ExecSource::DropCopy => ("fix-dc", 6122),
+            ExecSource::None => return None,
+        };
+        Some(Endpoint {
+            host: self
+                .exec_host
+                .clone()
+                .unwrap_or_else(|| self.default_host(name)),
+            port: self.exec_port.unwrap_or(port),
+        })
+    }
+
+    /// HeartBtInt as a Duration.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_secs)
+    }
+
+    /// Checks what clap cannot express.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.api_key.is_empty(), "COINBASE_API_KEY is empty");
+        anyhow::ensure!(
+            !self.api_secret.expose().is_empty(),
+            "COINBASE_API_SECRET is empty"
+        );
+        anyhow::ensure!(!self.symbols.is_empty(), "no symbols configured");
+        anyhow::ensure!(self.topic_partitions >= 1, "topic partitions must be >= 1");
+        anyhow::ensure!(self.buffer_capacity >= 1, "buffer capacity must be >= 1");
+        if let Some(c) = &self.cancel_on_disconnect {
+            anyhow::ensure!(
+                c == "S" || c == "Y",
+                "COINBASE_CANCEL_ON_DISCONNECT must be S or Y"
+            );
+        }
+        anyhow::ensure!(
+            self.reconnect_min_ms >= 1 && self.reconnect_min_ms <= self.reconnect_max_ms,
+            "reconnect delays must satisfy 1 <= min <= max"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut v = vec![
+            "coinbase-bridge",
+            "--api-key",
+            "KEY",
+            "--api-secret",
+            "c2VjcmV0",
+            "--passphrase",
+            "PASS",
+        ];
+        v.extend_from_slice(args);
+        Config::try_parse_from(v).unwrap()
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = parse(&[]);
+        let s = format!("{c:?}");
+        assert!(!s.contains("c2VjcmV0"), "{s}");
+        assert!(!s.contains("PASS"), "{s}");
+        assert!(s.contains("KEY"));
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let c = parse(&[]);
+        assert_eq!(c.symbols, vec!["BTC-USD", "ETH-USD"]);
+        assert_eq!(
+            c.md_endpoint().unwrap().to_string(),
+            "fix-md.exchange.coinbase.com:6121"
+        );
+        assert_eq!(
+            c.exec_endpoint().unwrap().to_string(),
+            "fix-ord.exchange.coinbase.com:6121"
+        );
+        assert_eq!(c.sender(), "KEY");
+        assert_eq!(c.stream_addr, "localhost:9092");
+        let c = parse(&["--use-sandbox", "true", "--executions", "drop-copy"]);
+        assert_eq!(
+            c.md_endpoint().unwrap().to_string(),
+            "fix-md.sandbox.exchange.coinbase.com:6121"
+        );
+        assert_eq!(
+            c.exec_endpoint().unwrap().to_string(),
+            "fix-dc.sandbox.exchange.coinbase.com:6122"
+        );
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn overrides_and_validation() {
+        let c = parse(&[
+            "--md-host",
+            "127.0.0.1",
+            "--md-port",
+            "7000",
+            "--symbols",
+            "SOL-USD,BTC-EUR",
+            "--executions",
+            "none",
+            "--cancel-on-disconnect",
+            "X",
+        ]);
+        assert_eq!(c.md_endpoint().unwrap().to_string(), "127.0.0.1:7000");
+        assert_eq!(c.exec_endpoint(), None);
+        assert_eq!(c.symbols, vec!["SOL-USD", "BTC-EUR"]);
+        assert!(c.validate().is_err());
+    }
+}
