@@ -1,6 +1,33 @@
-//! `stream-server`: the STRP broker.
+//! `stream-server`: the STRP broker. See `stream-server --help` and docs/protocol.md.
+
+use clap::Parser;
+use stream_server::config::Config;
 
 fn main() {
-    eprintln!("stream-server: not implemented yet");
-    std::process::exit(1);
+    let cfg = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.io_threads.max(1))
+        .max_blocking_threads(cfg.worker_threads.max(1))
+        .thread_name("strp")
+        .enable_all()
+        .build();
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("stream-server: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(stream_server::server::run(cfg)) {
+        tracing::error!("fatal: {e:#}");
+        std::process::exit(1);
+    }
 }

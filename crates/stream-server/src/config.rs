@@ -1,0 +1,147 @@
+//! Command-line flags and environment variables (flags win over the environment).
+//!
+//! The first group is exactly the deployment guide's; the rest are ours.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use stream_log::{Durability, LogConfig};
+
+/// `stream-server` configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "stream-server",
+    version,
+    about = "STRP stream server (Kafka-like broker)"
+)]
+pub struct Config {
+    /// Data persistence directory (topics, segments, committed offsets).
+    #[arg(long, env = "STREAM_DATA_DIR", default_value = "/data")]
+    pub data_dir: PathBuf,
+    /// Listen port (0 picks a free port; the startup log says which).
+    #[arg(long, env = "STREAM_PORT", default_value_t = 9092)]
+    pub port: u16,
+    /// Bind address.
+    #[arg(long, env = "STREAM_BIND", default_value = "0.0.0.0")]
+    pub bind: String,
+    /// Threads running the network and request handling (tokio worker threads).
+    #[arg(long, env = "STREAM_IO_THREADS", default_value_t = 4)]
+    pub io_threads: usize,
+    /// Threads for blocking work: topic creation/deletion, offset commits, flushes (tokio's
+    /// blocking pool size).
+    #[arg(long, env = "STREAM_WORKER_THREADS", default_value_t = 8)]
+    pub worker_threads: usize,
+    /// Maximum concurrent client connections; further connections are refused (and logged).
+    #[arg(long, env = "STREAM_MAX_CONNECTIONS", default_value_t = 10000)]
+    pub max_connections: usize,
+
+    /// Durability policy: group-commit (default: a produce is answered after an fsync shared
+    /// with concurrent produces), every-write, interval:<n>ms, never (page cache only).
+    #[arg(long, env = "STREAM_DURABILITY", default_value = "group-commit")]
+    pub durability: Durability,
+    /// Segment size in bytes before rolling to a new segment file.
+    #[arg(long, env = "STREAM_SEGMENT_BYTES", default_value_t = 256 << 20)]
+    pub segment_bytes: u64,
+    /// Delete the oldest segments of a partition while it is larger than this (bytes).
+    #[arg(long, env = "STREAM_RETENTION_BYTES")]
+    pub retention_bytes: Option<u64>,
+    /// Delete segments whose newest message is older than this (milliseconds).
+    #[arg(long, env = "STREAM_RETENTION_MS")]
+    pub retention_ms: Option<u64>,
+    /// Close connections that send nothing for this long (milliseconds; 0 = never).
+    #[arg(long, env = "STREAM_IDLE_TIMEOUT_MS", default_value_t = 600_000)]
+    pub idle_timeout_ms: u64,
+    /// Default consumer-group session timeout (milliseconds): a member that sends no
+    /// heartbeat for this long is evicted and its partitions reassigned.
+    #[arg(long, env = "STREAM_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub session_timeout_ms: u64,
+    /// Prometheus `/metrics` HTTP port: a number (0 picks a free port, logged) or `off`.
+    #[arg(long, env = "STREAM_METRICS_PORT", default_value = "9100", value_parser = parse_metrics_port)]
+    pub metrics_port: MetricsPort,
+    /// Pipelined requests one connection may have in flight before the server stops reading
+    /// from it (back-pressure).
+    #[arg(long, env = "STREAM_MAX_IN_FLIGHT", default_value_t = 4096)]
+    pub max_in_flight: usize,
+    /// How long SIGTERM waits for in-flight requests before giving up on them (milliseconds).
+    #[arg(long, env = "STREAM_SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000)]
+    pub shutdown_timeout_ms: u64,
+}
+
+/// Where (whether) to serve `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsPort {
+    /// No metrics endpoint.
+    Off,
+    /// Serve on this port (0 = any free port).
+    Port(u16),
+}
+
+fn parse_metrics_port(s: &str) -> Result<MetricsPort, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" | "none" | "disabled" | "false" => Ok(MetricsPort::Off),
+        t => t
+            .parse::<u16>()
+            .map(MetricsPort::Port)
+            .map_err(|e| format!("metrics port {s:?}: expected a port number or `off` ({e})")),
+    }
+}
+
+impl Config {
+    /// The storage engine's configuration.
+    pub fn log_config(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.segment_bytes,
+            retention_bytes: self.retention_bytes,
+            retention_ms: self.retention_ms,
+            durability: self.durability,
+            ..LogConfig::default()
+        }
+    }
+
+    /// Idle timeout, `None` = never.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_timeout_ms > 0).then(|| Duration::from_millis(self.idle_timeout_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guide_flags_parse_in_equals_form() {
+        let c = Config::try_parse_from([
+            "stream-server",
+            "--data-dir=/tmp/x",
+            "--port=9093",
+            "--bind=127.0.0.1",
+            "--io-threads=2",
+            "--max-connections=10",
+            "--metrics-port=off",
+            "--durability=never",
+        ])
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.port, 9093);
+        assert_eq!(c.bind, "127.0.0.1");
+        assert_eq!(c.io_threads, 2);
+        assert_eq!(c.max_connections, 10);
+        assert_eq!(c.metrics_port, MetricsPort::Off);
+        assert_eq!(c.durability, Durability::Never);
+    }
+
+    #[test]
+    fn defaults_match_the_guide() {
+        let c = Config::try_parse_from(["stream-server"]).unwrap();
+        // Environment may set these in CI only if a test set them; this test sets none.
+        if std::env::var_os("STREAM_PORT").is_none() {
+            assert_eq!(c.port, 9092);
+        }
+        if std::env::var_os("STREAM_DATA_DIR").is_none() {
+            assert_eq!(c.data_dir, PathBuf::from("/data"));
+        }
+        assert!(parse_metrics_port("x").is_err());
+        assert_eq!(parse_metrics_port("0").unwrap(), MetricsPort::Port(0));
+    }
+}

@@ -1,0 +1,276 @@
+//! One client connection: a reader that decodes and dispatches pipelined requests as they
+//! arrive, and a writer that sends the answers back in request order.
+//!
+//! The reader appends produced messages at once and hands the writer a response that still
+//! waits for durability, so many in-flight produces share one group-commit fsync. Answers
+//! that are ready are coalesced into one write while more are queued.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use stream_proto::{
+    DecodeError, ErrorCode, FrameDecoder, Request, RequestType, Response, HEADER_LEN,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::broker::{Broker, ConnState, Pending};
+use crate::metrics::type_index;
+
+/// Connection settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnConfig {
+    /// Close after this long without receiving anything.
+    pub idle_timeout: Option<Duration>,
+    /// Requests in flight before reading pauses.
+    pub max_in_flight: usize,
+}
+
+/// What the writer gets per request.
+struct Item {
+    pending: Pending,
+    type_idx: usize,
+    started: Instant,
+}
+
+/// Serves one connection until the client closes, errs, idles out or the server shuts down.
+pub async fn serve(
+    stream: TcpStream,
+    broker: Arc<Broker>,
+    conn_id: u64,
+    cfg: ConnConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    let _ = stream.set_nodelay(true);
+    let (mut rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Item>(cfg.max_in_flight.max(1));
+    let writer = tokio::spawn(write_loop(wr, rx, broker.clone()));
+    let mut state = ConnState {
+        id: conn_id,
+        has_legacy_members: false,
+    };
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut decoder = FrameDecoder::new();
+    'conn: loop {
+        loop {
+            let frame = match decoder.decode(&mut buf) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "protocol error; closing connection");
+                    broker.metrics.protocol_errors.increment(1);
+                    let resp =
+                        Response::error(e.header.type_id, ErrorCode::ProtocolError, e.to_string());
+                    let _ = tx
+                        .send(Item {
+                            pending: Pending::Ready(resp),
+                            type_idx: type_index(e.header.type_id),
+                            started: Instant::now(),
+                        })
+                        .await;
+                    break 'conn;
+                }
+            };
+            let started = Instant::now();
+            let type_id = frame.header.type_id;
+            broker
+                .metrics
+                .bytes_in
+                .increment((HEADER_LEN + frame.payload.len()) as u64);
+            let pending = match Request::decode(type_id, frame.payload) {
+                Ok(req) => broker.handle(req, &mut state).await,
+                Err(DecodeError::UnknownType(t)) => Pending::Ready(Response::error(
+                    t,
+                    ErrorCode::InvalidRequest,
+                    format!("unknown request type {t}"),
+                )),
+                Err(e) => Pending::Ready(Response::error(
+                    type_id,
+                    ErrorCode::InvalidRequest,
+                    format!("malformed {} payload: {e}", type_name(type_id)),
+                )),
+            };
+            let item = Item {
+                pending,
+                type_idx: type_index(type_id),
+                started,
+            };
+            if tx.send(item).await.is_err() {
+                break 'conn; // writer gone: the socket failed
+            }
+            if type_id == RequestType::Disconnect.id() {
+                break 'conn;
+            }
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        let read = rd.read_buf(&mut buf);
+        let outcome = tokio::select! {
+            r = read_with_timeout(read, cfg.idle_timeout) => r,
+            _ = shutdown.changed() => break,
+        };
+        match outcome {
+            ReadOutcome::Data => {}
+            ReadOutcome::Closed => break,
+            ReadOutcome::Idle => {
+                tracing::info!(%peer, "closing idle connection");
+                break;
+            }
+            ReadOutcome::Failed(e) => {
+                tracing::debug!(%peer, error = %e, "read failed");
+                break;
+            }
+        }
+    }
+    // Let the writer finish what is in flight (answers wait for durability), then close.
+    drop(tx);
+    let _ = writer.await;
+    if state.has_legacy_members {
+        broker.groups.connection_closed(conn_id);
+    }
+}
+
+fn type_name(type_id: u32) -> &'static str {
+    RequestType::from_id(type_id).map_or("unknown", |t| t.name())
+}
+
+enum ReadOutcome {
+    Data,
+    Closed,
+    Idle,
+    Failed(std::io::Error),
+}
+
+async fn read_with_timeout(
+    read: impl Future<Output = std::io::Result<usize>>,
+    idle: Option<Duration>,
+) -> ReadOutcome {
+    let r = match idle {
+        Some(d) => match tokio::time::timeout(d, read).await {
+            Ok(r) => r,
+            Err(_) => return ReadOutcome::Idle,
+        },
+        None => read.await,
+    };
+    match r {
+        Ok(0) => ReadOutcome::Closed,
+        Ok(_) => ReadOutcome::Data,
+        Err(e) => ReadOutcome::Failed(e),
+    }
+}
+
+/// Polls `fut` once; `Err(fut)` hands it back when it is not ready yet.
+async fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+    let mut fut = fut;
+    std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
+}
+
+async fn resolve(pending: Pending, out: &mut BytesMut, wr: &mut OwnedWriteHalf) -> Response {
+    match pending {
+        Pending::Ready(r) => r,
+        Pending::Durable { waits, response } => {
+            for (log, offset) in &waits {
+                let mut fut = pin!(log.wait_durable(*offset));
+                let r = match poll_once(fut.as_mut()).await {
+                    Poll::Ready(r) => r,
+                    Poll::Pending => {
+                        // Send what is ready before sleeping on the fsync.
+                        flush(out, wr).await;
+                        fut.await
+                    }
+                };
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "durability wait failed");
+                    return Response::error(
+                        response.type_id(),
+                        ErrorCode::StorageError,
+                        format!("not durable: {e}"),
+                    );
+                }
+            }
+            response
+        }
+        Pending::Task(mut handle) => {
+            let r = match poll_once(std::pin::Pin::new(&mut handle)).await {
+                Poll::Ready(r) => r,
+                Poll::Pending => {
+                    flush(out, wr).await;
+                    handle.await
+                }
+            };
+            r.unwrap_or_else(|e| {
+                Response::error(
+                    RequestType::FetchWait.id(),
+                    ErrorCode::Unknown,
+                    format!("internal task failed: {e}"),
+                )
+            })
+        }
+    }
+}
+
+async fn flush(out: &mut BytesMut, wr: &mut OwnedWriteHalf) {
+    if !out.is_empty() {
+        // A write error surfaces on the next write_all in the loop; here we just drop data
+        // the peer can no longer receive.
+        let _ = wr.write_all(out).await;
+        out.clear();
+    }
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Item>, broker: Arc<Broker>) {
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let item = match rx.try_recv() {
+            Ok(i) => i,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                if !out.is_empty() {
+                    if let Err(e) = wr.write_all(&out).await {
+                        tracing::debug!(error = %e, "write failed");
+                        return;
+                    }
+                    out.clear();
+                }
+                match rx.recv().await {
+                    Some(i) => i,
+                    None => break,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        };
+        let resp = resolve(item.pending, &mut out, &mut wr).await;
+        let before = out.len();
+        resp.encode_frame(&mut out);
+        broker
+            .metrics
+            .bytes_out
+            .increment((out.len() - before) as u64);
+        broker.metrics.record(
+            item.type_idx,
+            !resp.error_code().is_ok(),
+            item.started.elapsed(),
+        );
+        if out.len() >= 256 * 1024 {
+            if let Err(e) = wr.write_all(&out).await {
+                tracing::debug!(error = %e, "write failed");
+                return;
+            }
+            out.clear();
+        }
+    }
+    if !out.is_empty() {
+        let _ = wr.write_all(&out).await;
+    }
+    let _ = wr.shutdown().await;
+}

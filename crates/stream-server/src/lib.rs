@@ -1,0 +1,12 @@
+//! The STRP stream server: a Kafka-like broker over the `stream-log` storage engine.
+//!
+//! Modules: [`config`] (flags/env), [`server`] (accept loop, shutdown), [`conn`] (one
+//! pipelined connection), [`broker`] (request handling), [`groups`] (consumer groups),
+//! [`metrics`] (Prometheus).
+
+pub mod broker;
+pub mod config;
+pub mod conn;
+pub mod groups;
+pub mod metrics;
+pub mod server;
