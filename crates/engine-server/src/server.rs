@@ -123,6 +123,8 @@ pub fn run(cfg: ServerConfig) -> anyhow::Result<()> {
 }
 
 async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
+    // Handlers first: a signal that arrives right after the ready line must still be graceful.
+    let signals = Signals::install()?;
     let wake_io = Arc::new(Notify::new());
     let matcher = if cfg.threaded {
         Matcher::Threaded(Router::start(
@@ -202,7 +204,7 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
         },
     );
 
-    let signal = wait_for_signal().await?;
+    let signal = signals.wait().await;
     tracing::info!("received {signal}, shutting down");
     let mut s = server.borrow_mut();
     s.drain();
@@ -213,14 +215,27 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT handlers.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("install SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("install SIGINT handler")?,
+        })
+    }
+
+    async fn wait(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 async fn drain_loop(wake: Arc<Notify>, server: Shared) {

@@ -1,0 +1,222 @@
+//! Bad clients never hurt good ones: garbage, half frames, oversized lengths, disconnects in the
+//! middle of a frame, slow consumers. Also configuration and graceful shutdown.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::*;
+
+const MODES: [&[&str]; 2] = [&[], &["--threaded"]];
+
+#[test]
+fn garbage_is_logged_and_dropped_and_the_client_keeps_being_served() {
+    for mode in MODES {
+        let mut e = start(mode);
+        let mut c = e.client();
+        c.send(b"this is not a message\n");
+        c.send(&[0x4D, 0xFF, 1, 2, 3]);
+        c.send(b"N, 1, IBM, notaprice, 1, B, 1\n");
+        c.send(b"");
+        c.send_line("N, 1, IBM, 10, 1, B, 1");
+        assert_eq!(
+            c.recv_lines(2),
+            ["A, IBM, 1, 1", "B, IBM, B, 10, 1"],
+            "{mode:?}"
+        );
+        let l = e.proc_wait("message dropped");
+        assert!(l.contains("bad CSV line"), "{l}");
+    }
+}
+
+#[test]
+fn frames_split_across_writes_are_reassembled() {
+    for mode in MODES {
+        let e = start(mode);
+        let mut c = e.client();
+        let mut bytes = Vec::new();
+        for line in ["N, 1, IBM, 10, 1, B, 1\n", "N, 1, IBM, 11, 1, B, 2\n"] {
+            bytes.extend_from_slice(&(line.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(line.as_bytes());
+        }
+        // One byte per write, each pushed out immediately (TCP_NODELAY).
+        for b in &bytes {
+            c.stream.write_all(&[*b]).unwrap();
+            c.stream.flush().unwrap();
+        }
+        assert_eq!(
+            c.recv_lines(4),
+            [
+                "A, IBM, 1, 1",
+                "B, IBM, B, 10, 1",
+                "A, IBM, 1, 2",
+                "B, IBM, B, 11, 1"
+            ],
+            "{mode:?}"
+        );
+    }
+}
+
+#[test]
+fn oversized_length_drops_that_client_only() {
+    for mode in MODES {
+        let mut e = start(mode);
+        let mut good = e.client();
+        let mut bad = e.client();
+        bad.send_line("N, 7, IBM, 10, 1, B, 1");
+        assert_eq!(bad.recv_lines(2), ["A, IBM, 7, 1", "B, IBM, B, 10, 1"]);
+        bad.stream.write_all(&(65_537u32).to_be_bytes()).unwrap();
+        assert!(
+            bad.is_closed_by_server(),
+            "oversized frame closes the connection"
+        );
+        let l = e.proc_wait("exceeds");
+        assert!(l.contains("65537"), "{l}");
+        // The dropped client's order was cancelled (cancel-on-disconnect); others are served.
+        good.send_line("C, 7, 1, IBM");
+        assert_eq!(good.recv_line(), "R, IBM, 7, 1, 4", "{mode:?}");
+        good.send_line("N, 1, IBM, 10, 1, B, 1");
+        assert_eq!(good.recv_lines(2), ["A, IBM, 1, 1", "B, IBM, B, 10, 1"]);
+        // A maximal frame (65,536 bytes) is still accepted: blank padding lines are skipped.
+        let mut big = b"N, 1, IBM, 9, 1, B, 2\n".to_vec();
+        big.resize(65_536, b'\n');
+        good.send(&big);
+        assert_eq!(good.recv_line(), "A, IBM, 1, 2");
+    }
+}
+
+#[test]
+fn disconnect_mid_frame_is_logged_and_others_are_served() {
+    for mode in MODES {
+        let mut e = start(mode);
+        let mut good = e.client();
+        {
+            let mut half = e.client();
+            half.stream.write_all(&[0, 0, 0, 40, b'N', b',']).unwrap();
+        }
+        let l = e.proc_wait("mid-frame");
+        assert!(l.contains("incomplete frame"), "{l}");
+        good.send_line("N, 1, IBM, 10, 1, B, 1");
+        assert_eq!(
+            good.recv_lines(2),
+            ["A, IBM, 1, 1", "B, IBM, B, 10, 1"],
+            "{mode:?}"
+        );
+    }
+}
+
+#[test]
+fn slow_consumer_is_disconnected_and_matching_goes_on() {
+    for mode in MODES {
+        let mut args = vec!["--client-queue-bytes", "65536"];
+        args.extend_from_slice(mode);
+        let mut e = start(&args);
+        // A client that sends a lot and never reads, with a tiny receive window.
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        sock.connect(&e.tcp().into()).unwrap();
+        let mut slow: std::net::TcpStream = sock.into();
+        let writer = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            for i in 0..20_000u32 {
+                let p = format!(
+                    "N, 5, SLOW, 10, 1, {}, {}\n",
+                    if i % 2 == 0 { "B" } else { "S" },
+                    i + 1
+                );
+                buf.extend_from_slice(&(p.len() as u32).to_be_bytes());
+                buf.extend_from_slice(p.as_bytes());
+            }
+            // Fails with a reset once the server drops us; that is the point.
+            for chunk in buf.chunks(8192) {
+                if slow.write_all(chunk).is_err() {
+                    return;
+                }
+            }
+            // Keep the socket open (and unread) until the server gave up on it.
+            std::thread::sleep(Duration::from_secs(30));
+        });
+        let l = e.proc_wait("slow consumer");
+        assert!(l.contains("output queue"), "{l}");
+        let mut good = e.client();
+        good.send_line("N, 1, IBM, 10, 1, B, 1");
+        assert_eq!(
+            good.recv_lines(2),
+            ["A, IBM, 1, 1", "B, IBM, B, 10, 1"],
+            "{mode:?}"
+        );
+        drop(writer);
+    }
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    for mode in MODES {
+        let mut e = start(mode);
+        let mut c = e.client();
+        c.send_line("N, 1, IBM, 10, 1, B, 1");
+        c.recv_lines(2);
+        let status = e.proc.terminate(Duration::from_secs(30));
+        assert!(status.success(), "{status:?}");
+        let log = e.proc.log_text();
+        assert!(log.contains("received SIGTERM, shutting down"), "{log}");
+        assert!(log.contains("matching_engine stopped"), "{log}");
+    }
+    let mut e = start(&[]);
+    e.proc.signal(libc::SIGINT);
+    assert!(e.proc.wait_exit(Duration::from_secs(30)).success());
+    assert!(e.proc.log_text().contains("received SIGINT"));
+}
+
+#[test]
+fn environment_configures_and_flags_override() {
+    // ENGINE_TCP_PORT says 1 (not bindable as non-root on most systems, and never free as a
+    // test port); the flag overrides it with 0. ENGINE_THREADED and ENGINE_UDP_ENABLED apply.
+    let mut cmd = command();
+    cmd.env("ENGINE_TCP_PORT", "1")
+        .env("ENGINE_THREADED", "true")
+        .env("ENGINE_PROCESSORS", "3")
+        .env("ENGINE_UDP_ENABLED", "false")
+        .args(["--tcp-port", "0", "--bind", "127.0.0.1"]);
+    let e = start_cmd(cmd);
+    assert!(e.udp.is_none(), "UDP disabled by ENGINE_UDP_ENABLED=false");
+    assert_ne!(e.tcp().port(), 1);
+    let log = e.proc.log_text();
+    assert!(
+        log.contains("threaded mode with 3 processor threads"),
+        "{log}"
+    );
+
+    // --threaded=false beats ENGINE_THREADED=true; the bare binary is single-threaded.
+    let mut cmd = command();
+    cmd.env("ENGINE_THREADED", "true").args([
+        "--threaded=false",
+        "--tcp-port",
+        "0",
+        "--udp-port",
+        "0",
+    ]);
+    assert!(start_cmd(cmd)
+        .proc
+        .log_text()
+        .contains("single-threaded mode"));
+    let mut cmd = command();
+    cmd.args(["--tcp-port", "0", "--udp-port", "0"]);
+    assert!(start_cmd(cmd)
+        .proc
+        .log_text()
+        .contains("single-threaded mode"));
+
+    // UDP only.
+    let mut cmd = command();
+    cmd.env("ENGINE_TCP_ENABLED", "false")
+        .env("ENGINE_UDP_PORT", "0");
+    let e = start_cmd(cmd);
+    assert!(e.tcp.is_none());
+    let s = udp_client();
+    s.send_to(b"N, 1, IBM, 10000, 100, B, 1\n", e.udp())
+        .unwrap();
+    assert_eq!(udp_recv(&s), b"A, IBM, 1, 1\n");
+}
