@@ -190,6 +190,19 @@ class StreamClient:
         payload = self.request(RequestType.FETCH_WAIT, body, extra_wait=max_wait_ms / 1000.0)
         return p.fetched_wait(payload, self.verify_crc)
 
+    def partition_offsets(self, topic: str, partition: int) -> Tuple[int, int]:
+        """(log_start_offset, high_watermark) of a partition: its oldest stored offset and
+        the next offset to be written."""
+        body = p.fetch_wait(topic, partition, 0, 0, 0, 0)
+        r = p.Reader(self.request(RequestType.FETCH_WAIT, body))
+        code = r.i16("error code")
+        msg = r.string("message")
+        # INVALID_OFFSET (offset 0 is below the log start) still carries both numbers.
+        if code not in (0, errors.InvalidOffset.code):
+            p.check(code, msg)
+        hw = r.u64("high watermark")
+        return r.u64("log start offset"), hw
+
     # ---- groups -------------------------------------------------------------------------
 
     def join_group(self, group: str, topic: str) -> Assignment:

@@ -74,17 +74,23 @@ class GroupConsumer:
             a = self.client.join_group_v2(self.group, self.topic, "", self.session_timeout_ms)
         self.consumer_id, self.generation = a.consumer_id, a.generation
         self.partitions = sorted(a.partitions)
-        self.positions = {}
-        self._committed = {}
+        previous, self.positions, self._committed = self.positions, {}, {}
         for part in self.partitions:
             committed = self._committed_offset(part)
-            if committed is None:
-                committed = 0 if self.start == "earliest" else \
-                    self.client.fetch(self.topic, part, 0, 0).high_watermark
-            else:
+            if committed is not None:
                 self._committed[part] = committed
-            self.positions[part] = committed
+            # A partition we keep across the rebalance: our own progress may be ahead of the
+            # last commit (a stale generation's commit is refused); messages up to it were
+            # handled, so resume there (the next commit records it).
+            pos = max(x for x in (committed, previous.get(part)) if x is not None) \
+                if committed is not None or part in previous else self._reset(part)
+            self.positions[part] = pos
         self._last_heartbeat = time.monotonic()
+
+    def _reset(self, partition: int) -> int:
+        """Start position without a committed offset (or after an out-of-range one)."""
+        start, hw = self.client.partition_offsets(self.topic, partition)
+        return start if self.start == "earliest" else hw
 
     def _committed_offset(self, partition: int) -> Optional[int]:
         try:
@@ -154,8 +160,13 @@ class GroupConsumer:
             # Wait only when a full round of partitions came back empty.
             wait = self.poll_wait_ms if turn % len(self.partitions) == 0 else 0
             gen = self.generation
-            fetched = self.client.fetch_wait(self.topic, part, self.positions[part],
-                                             self.max_messages, self.max_bytes, wait)
+            try:
+                fetched = self.client.fetch_wait(self.topic, part, self.positions[part],
+                                                 self.max_messages, self.max_bytes, wait)
+            except errors.InvalidOffset:
+                # Below the log start (retention) or past the end (topic recreated).
+                self.positions[part] = self._reset(part)
+                continue
             if fetched.messages:
                 idle_since = time.monotonic()
             for m in fetched.messages:

@@ -29,7 +29,9 @@ class Server:
         self.data_dir = str(data_dir)
         self.log = []
         self.proc = subprocess.Popen(
-            [server_bin(), "--port", "0", "--data-dir", self.data_dir, *extra_args],
+            # No metrics endpoint: its fixed default port would clash between test servers.
+            [server_bin(), "--port", "0", "--bind", "127.0.0.1", "--data-dir", self.data_dir,
+             "--metrics-port", "off", *extra_args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         ready = threading.Event()
         self.host, self.port = None, None

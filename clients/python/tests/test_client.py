@@ -120,8 +120,11 @@ def test_fetch_wait_returns_early_when_data_arrives(server, client, topic):
 def test_group_offsets_roundtrip(client, topic):
     client.create_topic(topic, 2)
     group = "g-" + topic
+    client.produce_batch(topic, [(b"", b"m")] * 50, partition=1)
     a = client.join_group(group, topic)
     assert a.consumer_id and sorted(a.partitions) == [0, 1]
+    with pytest.raises(errors.InvalidOffset):
+        client.commit_offset(group, topic, 1, 51)  # past the end of the partition
     client.commit_offset(group, topic, 1, 42)
     assert client.fetch_offset(group, topic, 1) == 42
     client.heartbeat()
@@ -167,3 +170,12 @@ def test_other_clients_unaffected_by_bad_one(server, client):
     bad.sendall(b"\xff" * 64)
     client.list_topics()
     bad.close()
+
+
+def test_partition_offsets(client, topic):
+    client.create_topic(topic, 2)
+    client.produce_batch(topic, [(b"", b"x")] * 7, partition=1)
+    assert client.partition_offsets(topic, 1) == (0, 7)
+    assert client.partition_offsets(topic, 0) == (0, 0)
+    with pytest.raises(errors.PartitionNotFound):
+        client.partition_offsets(topic, 5)

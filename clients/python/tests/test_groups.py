@@ -7,6 +7,7 @@ from strp import errors
 
 def test_join_v2_heartbeat_commit_leave(client, topic):
     client.create_topic(topic, 4)
+    client.produce_batch(topic, [(b"", b"m")] * 20, partition=2)
     group = "g-" + topic
     a = client.join_group_v2(group, topic)
     assert a.consumer_id and a.generation >= 1 and sorted(a.partitions) == [0, 1, 2, 3]
@@ -22,6 +23,7 @@ def test_join_v2_heartbeat_commit_leave(client, topic):
 def test_second_member_triggers_rebalance_and_stale_commit_is_refused(server, topic):
     with server.client() as c1, server.client() as c2:
         c1.create_topic(topic, 4)
+        c1.produce_batch(topic, [(b"", b"m")] * 10, partition=0)
         group = "g-" + topic
         a1 = c1.join_group_v2(group, topic, session_timeout_ms=30000)
         a2 = c2.join_group_v2(group, topic, session_timeout_ms=30000)
@@ -87,3 +89,49 @@ def test_consumers_split_partitions_and_take_over_after_leave(server, topic):
         expected = {b"p%d-%d" % (p, i) for p in range(4) for i in range(5)}
         assert set(first) | set(rest) == expected
         assert len(first) + len(rest) == 20  # commits made the handover gap-free and exact
+
+
+def test_killed_member_is_evicted_and_survivor_continues_without_gap(server, topic):
+    """Two members split 4 partitions; one dies without leaving; after its session timeout
+    the other owns all four and resumes from the committed offsets, with no gap."""
+    group = "g-" + topic
+    with server.client() as admin:
+        admin.create_topic(topic, 4)
+        for part in range(4):
+            admin.produce_batch(topic, [(b"", b"%d-%d" % (part, i)) for i in range(25)],
+                                partition=part)
+    c1, c2 = server.client(), server.client()
+    m1 = c1.consumer(group, topic, session_timeout_ms=1500, heartbeat_interval=0.2)
+    m1.join()
+    m2 = c2.consumer(group, topic, session_timeout_ms=1500, heartbeat_interval=0.2,
+                     idle_timeout=30)
+    m2.join()
+    m1.heartbeat()
+    assert sorted(m1.partitions + m2.partitions) == [0, 1, 2, 3]
+    assert len(m1.partitions) == 2
+
+    seen1 = []
+    for m in m1:
+        seen1.append((m.partition, m.offset))
+        if len(seen1) == 10:
+            break
+    m1.commit()
+    committed = dict(m1._committed)
+    dead = set(m1.partitions)
+    c1.close()  # the "crash": no commit of the last message, no LEAVE_GROUP, no heartbeats
+
+    expected = {(p, o) for p in range(4) for o in range(25)}
+    seen2 = []
+    for m in m2:
+        seen2.append((m.partition, m.offset))
+        if expected <= set(seen1) | set(seen2):
+            break
+    assert sorted(m2.partitions) == [0, 1, 2, 3]
+    assert m2.rebalances >= 1
+    # the survivor resumed each dead member's partition exactly at its committed offset
+    for p in dead:
+        first = min(o for (q, o) in seen2 if q == p)
+        assert first == committed.get(p, 0), (p, first, committed)
+    assert expected <= set(seen1) | set(seen2)
+    m2.close()
+    c2.close()
