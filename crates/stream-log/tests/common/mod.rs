@@ -12,7 +12,7 @@ pub fn value_for(offset: u64) -> Vec<u8> {
 }
 
 pub fn key_for(offset: u64) -> Vec<u8> {
-    if offset % 3 == 0 {
+    if offset.is_multiple_of(3) {
         Vec::new()
     } else {
         format!("k{offset}").into_bytes()
