@@ -408,6 +408,27 @@ impl StreamClient {
         fetch_wait_answer(self.recv_with_extra(max_wait).await?)
     }
 
+    /// `(log_start_offset, high_watermark)` of a partition: its oldest stored offset and the
+    /// next offset to be written.
+    pub async fn partition_offsets(
+        &mut self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<(u64, u64), ClientError> {
+        let req = fetch_wait_request(topic, partition, 0, 0, 0, Duration::ZERO);
+        match self.call(&req).await? {
+            // INVALID_OFFSET (offset 0 is below the log start) still carries both numbers.
+            Response::FetchWait {
+                log_start_offset,
+                fetch,
+            } if fetch.error.is_ok() || fetch.error == ErrorCode::InvalidOffset => {
+                Ok((log_start_offset, fetch.high_watermark))
+            }
+            Response::FetchWait { fetch, .. } => Err(server_err(fetch.error, fetch.message)),
+            other => Err(unexpected("FETCH_WAIT", &other)),
+        }
+    }
+
     // ---- groups ---------------------------------------------------------------------------
 
     /// JOIN_GROUP (original layout): join `group` consuming `topic`.

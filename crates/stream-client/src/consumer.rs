@@ -186,24 +186,36 @@ impl GroupConsumer {
         });
         let mut partitions = a.partitions;
         partitions.sort_unstable();
-        self.positions.clear();
+        let previous = std::mem::take(&mut self.positions);
         self.committed.clear();
         for &p in &partitions {
-            let pos = match self.client.fetch_offset(&group, &topic, p).await? {
-                Some(o) => {
-                    self.committed.insert(p, o);
-                    o
-                }
-                None => match self.config.start {
-                    StartFrom::Earliest => 0,
-                    StartFrom::Latest => self.client.fetch(&topic, p, 0, 0).await?.high_watermark,
-                },
+            let committed = self.client.fetch_offset(&group, &topic, p).await?;
+            if let Some(o) = committed {
+                self.committed.insert(p, o);
+            }
+            // A partition kept across the rebalance: our own progress may be ahead of the last
+            // commit (a stale generation's commit is refused); the messages up to it were
+            // handled, so resume there (the next commit records it).
+            let pos = match (committed, previous.get(&p)) {
+                (Some(c), Some(&mine)) => c.max(mine),
+                (Some(c), None) => c,
+                (None, Some(&mine)) => mine,
+                (None, None) => self.reset_position(p).await?,
             };
             self.positions.insert(p, pos);
         }
         self.partitions = partitions;
         self.rebalances += 1;
         Ok(())
+    }
+
+    /// Where to start on a partition without a usable committed offset.
+    async fn reset_position(&mut self, p: u32) -> Result<u64, ClientError> {
+        let (start, hw) = self.client.partition_offsets(&self.config.topic, p).await?;
+        Ok(match self.config.start {
+            StartFrom::Earliest => start,
+            StartFrom::Latest => hw,
+        })
     }
 
     /// Commits the position of every owned partition that moved since the last commit.
@@ -287,9 +299,11 @@ impl GroupConsumer {
         let answers = self.client.pipeline(&reqs).await?;
         let mut out = Vec::new();
         let mut first_err = None;
+        let mut out_of_range = Vec::new();
         for (&p, resp) in self.partitions.clone().iter().zip(answers) {
             match fetch_wait_answer(resp) {
                 Ok(f) => self.take(p, f.messages, &mut out),
+                Err(e) if e.code() == Some(ErrorCode::InvalidOffset) => out_of_range.push(p),
                 Err(e) => {
                     first_err.get_or_insert(e);
                 }
@@ -298,14 +312,31 @@ impl GroupConsumer {
         if let Some(e) = first_err {
             return Err(e);
         }
+        // Below the log start (retention) or past the end (topic recreated): start over per
+        // the configured policy.
+        for p in out_of_range {
+            let pos = self.reset_position(p).await?;
+            tracing::warn!(
+                partition = p,
+                position = pos,
+                "position out of range; reset"
+            );
+            self.positions.insert(p, pos);
+        }
         // ... and when all are caught up, a long poll on one of them (rotating).
         if out.is_empty() {
             let p = self.partitions[self.turn % self.partitions.len()];
             self.turn = self.turn.wrapping_add(1);
             let req = self.fetch_request(p, self.config.poll_wait);
             self.client.send(&req)?;
-            let f = fetch_wait_answer(self.recv_long().await?)?;
-            self.take(p, f.messages, &mut out);
+            match fetch_wait_answer(self.recv_long().await?) {
+                Ok(f) => self.take(p, f.messages, &mut out),
+                Err(e) if e.code() == Some(ErrorCode::InvalidOffset) => {
+                    let pos = self.reset_position(p).await?;
+                    self.positions.insert(p, pos);
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(out)
     }

@@ -244,11 +244,11 @@ async fn topics(addr: &str, cmd: TopicsCmd, json: bool) -> Result<()> {
 }
 
 async fn high_watermark(c: &mut StreamClient, topic: &str, p: u32) -> Result<u64> {
-    let f = c
-        .fetch_wait(topic, p, 0, 0, 0, Duration::ZERO)
+    let (_, hw) = c
+        .partition_offsets(topic, p)
         .await
         .with_context(|| format!("reading partition {p} of {topic}"))?;
-    Ok(f.high_watermark)
+    Ok(hw)
 }
 
 // ---- produce -------------------------------------------------------------------------------
@@ -453,7 +453,12 @@ async fn consume(
             bail!("topic {topic} has no partition {p} (it has {n})");
         }
         let pos = match offset {
-            "earliest" => 0,
+            "earliest" => {
+                c.partition_offsets(topic, p)
+                    .await
+                    .with_context(|| format!("reading partition {p} of {topic}"))?
+                    .0
+            }
             "latest" => high_watermark(&mut c, topic, p).await?,
             o => o
                 .parse()
