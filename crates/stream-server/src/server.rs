@@ -48,16 +48,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         "storage recovered"
     );
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let groups = Coordinator::new(Duration::from_millis(cfg.session_timeout_ms));
-    let broker = Arc::new(Broker::new(
-        store,
-        offsets,
-        groups,
-        cfg.durability,
-        shutdown_rx.clone(),
-    ));
-
+    // The recorder must exist before the broker registers its metric handles.
     let metrics_handle = match cfg.metrics_port {
         MetricsPort::Off => None,
         MetricsPort::Port(port) => {
@@ -70,6 +61,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             Some(handle)
         }
     };
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let groups = Coordinator::new(Duration::from_millis(cfg.session_timeout_ms));
+    let broker = Arc::new(Broker::new(
+        store,
+        offsets,
+        groups,
+        cfg.durability,
+        shutdown_rx.clone(),
+    ));
 
     let listener = TcpListener::bind((cfg.bind.as_str(), cfg.port))
         .await

@@ -1,0 +1,445 @@
+//! Every request type round-trips through the real server, with its error cases.
+
+mod common;
+
+use bytes::Bytes;
+use common::{start, Client};
+use stream_proto::*;
+
+#[test]
+fn every_request_type_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(dir.path(), &[]);
+    let mut c = Client::connect(addr);
+
+    // API_VERSIONS lists every type we serve.
+    match c.call(&Request::ApiVersions) {
+        Response::ApiVersions { error, versions } => {
+            assert_eq!(error, ErrorCode::None);
+            for t in RequestType::ALL {
+                assert!(versions.iter().any(|v| v.type_id == t.id()), "{t:?}");
+            }
+        }
+        r => panic!("{r:?}"),
+    }
+
+    // CREATE_TOPIC, duplicates and bad counts.
+    assert_eq!(c.create_topic("orders", 4).error, ErrorCode::None);
+    assert_eq!(
+        c.create_topic("orders", 4).error,
+        ErrorCode::TopicAlreadyExists
+    );
+    assert_eq!(c.create_topic("zero", 0).error, ErrorCode::InvalidRequest);
+    assert_eq!(c.create_topic("other", 1).error, ErrorCode::None);
+
+    // METADATA and LIST_TOPICS.
+    match c.call(&Request::Metadata) {
+        Response::Metadata { error, topics } => {
+            assert_eq!(error, ErrorCode::None);
+            assert_eq!(
+                topics,
+                vec![
+                    TopicInfo {
+                        name: "orders".into(),
+                        partitions: 4
+                    },
+                    TopicInfo {
+                        name: "other".into(),
+                        partitions: 1
+                    }
+                ]
+            );
+        }
+        r => panic!("{r:?}"),
+    }
+    match c.call(&Request::ListTopics) {
+        Response::ListTopics { error, topics } => {
+            assert_eq!(error, ErrorCode::None);
+            assert_eq!(topics, vec!["orders".to_string(), "other".to_string()]);
+        }
+        r => panic!("{r:?}"),
+    }
+
+    // PRODUCE: keyed messages land on murmur3(key) % 4; empty keys go round robin.
+    for i in 0..20u32 {
+        let key = format!("key-{i}");
+        let (p, _) = c.produce("orders", key.as_bytes(), b"v");
+        assert_eq!(p, partition_for_key(key.as_bytes(), 4));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..4 {
+        seen.insert(c.produce("orders", b"", b"rr").0);
+    }
+    assert_eq!(seen.len(), 4, "round robin covers all partitions");
+    match c.call(&common::produce_req("nope", b"k", b"v")) {
+        Response::Produce { error, .. } => assert_eq!(error, ErrorCode::TopicNotFound),
+        r => panic!("{r:?}"),
+    }
+
+    // FETCH returns CRC-valid messages in offset order with the high watermark.
+    let (p, off) = c.produce("other", b"k", b"hello");
+    assert_eq!((p, off), (0, 0));
+    c.produce("other", b"k", b"world");
+    let f = c.fetch("other", 0, 0, 10);
+    assert_eq!(f.error, ErrorCode::None);
+    assert_eq!(f.high_watermark, 2);
+    let msgs = f.messages().unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert!(msgs.iter().all(|m| m.verify()));
+    assert_eq!(&msgs[1].value[..], b"world");
+    assert_eq!(msgs[1].offset, 1);
+    assert_eq!(msgs[0].priority, 2);
+    assert_eq!(c.fetch("other", 0, 1, 1).messages().unwrap().len(), 1);
+    assert_eq!(c.fetch("other", 0, 2, 10).count, 0);
+    assert_eq!(c.fetch("other", 0, 5, 10).error, ErrorCode::InvalidOffset);
+    assert_eq!(
+        c.fetch("other", 9, 0, 10).error,
+        ErrorCode::PartitionNotFound
+    );
+    assert_eq!(c.fetch("nope", 0, 0, 10).error, ErrorCode::TopicNotFound);
+
+    // BATCH_PRODUCE to an explicit partition and by key.
+    let recs: Vec<ProduceRecord> = (0..10)
+        .map(|i| ProduceRecord {
+            key: Bytes::from(format!("b{i}")),
+            value: Bytes::from(format!("value-{i}")),
+            priority: 1,
+        })
+        .collect();
+    match c.call(&Request::BatchProduce {
+        topic: "other".into(),
+        partition: 0,
+        records: recs.clone(),
+    }) {
+        Response::BatchProduce { error, offsets, .. } => {
+            assert_eq!(error, ErrorCode::None);
+            let o: Vec<u64> = offsets.iter().map(|o| o.offset).collect();
+            assert_eq!(o, (2..12).collect::<Vec<_>>());
+        }
+        r => panic!("{r:?}"),
+    }
+    match c.call(&Request::BatchProduce {
+        topic: "orders".into(),
+        partition: PARTITION_ANY,
+        records: recs.clone(),
+    }) {
+        Response::BatchProduce { error, offsets, .. } => {
+            assert_eq!(error, ErrorCode::None);
+            assert_eq!(offsets.len(), 10);
+            for (r, o) in recs.iter().zip(&offsets) {
+                assert_eq!(o.partition, partition_for_key(&r.key, 4));
+                let m = c
+                    .fetch("orders", o.partition, o.offset, 1)
+                    .messages()
+                    .unwrap();
+                assert_eq!(m[0].value, r.value);
+                assert_eq!(m[0].key, r.key);
+            }
+        }
+        r => panic!("{r:?}"),
+    }
+    match c.call(&Request::BatchProduce {
+        topic: "other".into(),
+        partition: 3,
+        records: recs,
+    }) {
+        Response::BatchProduce { error, .. } => assert_eq!(error, ErrorCode::PartitionNotFound),
+        r => panic!("{r:?}"),
+    }
+
+    // FETCH_WAIT: immediate when data is there; waits for a produce from another connection;
+    // times out empty otherwise; honours max_bytes (but returns at least one message).
+    let fw = |offset, max_bytes, wait| Request::FetchWait {
+        topic: "other".into(),
+        partition: 0,
+        offset,
+        max_messages: 100,
+        max_bytes,
+        max_wait_ms: wait,
+    };
+    match c.call(&fw(0, 1, 1000)) {
+        Response::FetchWait {
+            log_start_offset,
+            fetch,
+        } => {
+            assert_eq!(log_start_offset, 0);
+            assert_eq!(fetch.count, 1);
+        }
+        r => panic!("{r:?}"),
+    }
+    let t = std::time::Instant::now();
+    match c.call(&fw(12, 0, 200)) {
+        Response::FetchWait { fetch, .. } => {
+            assert_eq!(fetch.error, ErrorCode::None);
+            assert_eq!(fetch.count, 0);
+            assert!(t.elapsed() >= std::time::Duration::from_millis(150));
+        }
+        r => panic!("{r:?}"),
+    }
+    c.send(&fw(12, 0, 20_000));
+    let mut other = Client::connect(addr);
+    other.produce("other", b"", b"late");
+    match c.recv() {
+        Response::FetchWait { fetch, .. } => {
+            let m = fetch.messages().unwrap();
+            assert_eq!(m.len(), 1);
+            assert_eq!(&m[0].value[..], b"late");
+        }
+        r => panic!("{r:?}"),
+    }
+
+    // Groups: JOIN_GROUP (original), JOIN_GROUP_V2, HEARTBEAT both forms, commits, offsets.
+    match c.call(&Request::JoinGroup {
+        group_id: "legacy".into(),
+        topic: "orders".into(),
+    }) {
+        Response::JoinGroup {
+            error,
+            consumer_id,
+            partitions,
+            ..
+        } => {
+            assert_eq!(error, ErrorCode::None);
+            assert!(!consumer_id.is_empty());
+            assert_eq!(partitions, vec![0, 1, 2, 3]);
+            match c.call(&Request::LeaveGroup {
+                group_id: "legacy".into(),
+                consumer_id,
+            }) {
+                Response::LeaveGroup(s) => assert_eq!(s.error, ErrorCode::None),
+                r => panic!("{r:?}"),
+            }
+        }
+        r => panic!("{r:?}"),
+    }
+    let (id, generation) = match c.call(&Request::JoinGroupV2 {
+        group_id: "g".into(),
+        topic: "orders".into(),
+        consumer_id: String::new(),
+        session_timeout_ms: 30_000,
+    }) {
+        Response::JoinGroupV2 {
+            error,
+            consumer_id,
+            generation,
+            partitions,
+            ..
+        } => {
+            assert_eq!(error, ErrorCode::None);
+            assert_eq!(partitions, vec![0, 1, 2, 3]);
+            (consumer_id, generation)
+        }
+        r => panic!("{r:?}"),
+    };
+    match c.call(&Request::Heartbeat(None)) {
+        Response::Heartbeat(s) => assert_eq!(s.error, ErrorCode::None),
+        r => panic!("{r:?}"),
+    }
+    let hb = |g| {
+        Request::Heartbeat(Some(GroupHeartbeat {
+            group_id: "g".into(),
+            consumer_id: id.clone(),
+            generation: g,
+        }))
+    };
+    assert_eq!(c.call(&hb(generation)).error_code(), ErrorCode::None);
+    assert_eq!(
+        c.call(&hb(generation + 7)).error_code(),
+        ErrorCode::RebalanceInProgress
+    );
+    let gc = |g, p, o| Request::GroupCommit {
+        group_id: "g".into(),
+        consumer_id: id.clone(),
+        generation: g,
+        topic: "orders".into(),
+        partition: p,
+        offset: o,
+    };
+    assert_eq!(c.call(&gc(generation, 1, 3)).error_code(), ErrorCode::None);
+    assert_eq!(
+        c.call(&gc(generation + 1, 1, 3)).error_code(),
+        ErrorCode::IllegalGeneration
+    );
+    let fo = |g: &str, p| Request::FetchOffset {
+        group_id: g.into(),
+        topic: "orders".into(),
+        partition: p,
+    };
+    assert_eq!(
+        c.call(&fo("g", 1)),
+        Response::FetchOffset {
+            error: ErrorCode::None,
+            offset: 3
+        }
+    );
+    assert_eq!(c.call(&fo("g", 2)).error_code(), ErrorCode::InvalidOffset);
+    match c.call(&Request::CommitOffset {
+        group_id: "plain".into(),
+        topic: "orders".into(),
+        partition: 2,
+        offset: 1,
+    }) {
+        Response::CommitOffset(s) => assert_eq!(s.error, ErrorCode::None, "{}", s.message),
+        r => panic!("{r:?}"),
+    }
+    assert_eq!(
+        c.call(&fo("plain", 2)),
+        Response::FetchOffset {
+            error: ErrorCode::None,
+            offset: 1
+        }
+    );
+    assert_eq!(
+        c.call(&Request::CommitOffset {
+            group_id: "plain".into(),
+            topic: "orders".into(),
+            partition: 2,
+            offset: 1_000_000,
+        })
+        .error_code(),
+        ErrorCode::InvalidOffset
+    );
+
+    // DELETE_TOPIC.
+    match c.call(&Request::DeleteTopic {
+        name: "orders".into(),
+    }) {
+        Response::DeleteTopic(s) => assert_eq!(s.error, ErrorCode::None, "{}", s.message),
+        r => panic!("{r:?}"),
+    }
+    assert_eq!(
+        c.call(&Request::DeleteTopic {
+            name: "orders".into()
+        })
+        .error_code(),
+        ErrorCode::TopicNotFound
+    );
+    assert_eq!(c.fetch("orders", 0, 0, 1).error, ErrorCode::TopicNotFound);
+
+    // DISCONNECT: answered, then closed.
+    assert_eq!(c.call(&Request::Disconnect).error_code(), ErrorCode::None);
+    assert!(c.closed());
+
+    let status = server.terminate(std::time::Duration::from_secs(30));
+    assert!(status.success(), "{status:?}\n{}", server.log_text());
+}
+
+#[test]
+fn pipelined_responses_come_back_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = start(dir.path(), &[]);
+    let mut c = Client::connect(addr);
+    // Create + produce + fetch pipelined in one write: processed in order.
+    let mut wire = Vec::new();
+    wire.extend_from_slice(
+        &Request::CreateTopic {
+            name: "p".into(),
+            partitions: 1,
+        }
+        .to_frame(),
+    );
+    for i in 0..2000u32 {
+        wire.extend_from_slice(&common::produce_req("p", b"", &i.to_le_bytes()).to_frame());
+        if i % 500 == 0 {
+            wire.extend_from_slice(&Request::ListTopics.to_frame());
+        }
+    }
+    wire.extend_from_slice(
+        &Request::Fetch {
+            topic: "p".into(),
+            partition: 0,
+            offset: 0,
+            max_messages: 5000,
+        }
+        .to_frame(),
+    );
+    c.send_raw(&wire);
+    assert_eq!(c.recv().error_code(), ErrorCode::None);
+    let mut next = 0u64;
+    for i in 0..2000u32 {
+        match c.recv() {
+            Response::Produce { error, offset, .. } => {
+                assert_eq!(error, ErrorCode::None);
+                assert_eq!(offset, next);
+                next += 1;
+            }
+            r => panic!("{r:?}"),
+        }
+        if i % 500 == 0 {
+            assert!(matches!(c.recv(), Response::ListTopics { .. }));
+        }
+    }
+    match c.recv() {
+        Response::Fetch(f) => {
+            let m = f.messages().unwrap();
+            assert_eq!(m.len(), 2000);
+            for (i, m) in m.iter().enumerate() {
+                assert_eq!(&m.value[..], &(i as u32).to_le_bytes());
+            }
+        }
+        r => panic!("{r:?}"),
+    }
+}
+
+#[test]
+fn guide_python_snippet_shape_list_topics() {
+    // The guide's client sends type 12 with an empty payload and reads the 16-byte header then
+    // `length` bytes: check the exact bytes for an empty broker.
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = start(dir.path(), &[]);
+    let mut c = Client::connect(addr);
+    c.send_raw(&[0x50, 0x52, 0x54, 0x53, 1, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0]);
+    let f = c.recv_frame().unwrap();
+    assert_eq!(f.header, Header::new(12, 6));
+    assert_eq!(&f.payload[..], &[0, 0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn metrics_endpoint_serves_prometheus_text() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(test_support::bin_path("stream-server"));
+    cmd.arg(format!("--data-dir={}", dir.path().display()))
+        .args(["--port=0", "--bind=127.0.0.1", "--metrics-port=0"]);
+    let (mut server, line) = test_support::ServerProcess::spawn(cmd, "listening on");
+    let addr = test_support::parse_addr(&line).unwrap();
+    let mline = server
+        .log_text()
+        .lines()
+        .find(|l| l.contains("metrics on"))
+        .map(str::to_string)
+        .expect("metrics line before the listening line");
+    let maddr: std::net::SocketAddr = mline
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .and_then(|s| s.parse().ok())
+        .expect("metrics address");
+    let mut c = Client::connect(addr);
+    c.create_topic("m", 2);
+    c.produce("m", b"k", b"v");
+    let mut got = String::new();
+    // Gauges refresh once a second: poll until they show up (bounded).
+    for _ in 0..100 {
+        let mut s = std::net::TcpStream::connect(maddr).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        got.clear();
+        s.read_to_string(&mut got).unwrap();
+        if got.contains("strp_partition_size_bytes") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    for name in [
+        "strp_requests_total",
+        "strp_request_duration_seconds",
+        "strp_bytes_in_total",
+        "strp_bytes_out_total",
+        "strp_partition_size_bytes",
+    ] {
+        assert!(got.contains(name), "{name} missing:\n{got}");
+    }
+    let _ = server.terminate(std::time::Duration::from_secs(30));
+}
