@@ -26,6 +26,7 @@ use engine_core::{
     ClientId, Engine, EngineConfig, InputMsg, OutputMsg, RejectReason, Route, Sink, Symbol,
 };
 use rtrb::{Consumer, Producer, PushError, RingBuffer};
+use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 
 use crate::hub::Hub;
@@ -61,7 +62,21 @@ struct Pending {
     target: Target,
     /// For a cancel without a symbol: (user, order id), to reject when no processor owns it.
     unowned_cancel: Option<(u32, u32)>,
+    /// For a new order that passed the checks before the duplicate check: its tracking state.
+    new: Option<NewTrack>,
 }
+
+/// Follows a new order through its output to learn whether (and how much of) it rests.
+struct NewTrack {
+    key: Key,
+    qty: u32,
+    market: bool,
+    acked: bool,
+    filled: u32,
+}
+
+/// An order's identity: (user, user order id).
+type Key = (u32, u32);
 
 struct Proc {
     tx: Producer<Job>,
@@ -78,6 +93,12 @@ pub struct Router {
     gather: Vec<Vec<(OutputMsg, Route)>>,
     gathered: Vec<bool>,
     stop: Arc<AtomicBool>,
+    /// Orders resting on some processor as of the output delivered so far: key -> (processor,
+    /// remaining quantity). Lets the router reject a new order that reuses the id of an order
+    /// resting on *another* processor (duplicate id, code 5), as a single engine would.
+    live: FxHashMap<Key, (usize, u32)>,
+    /// New orders sent and not yet fully delivered: key -> (processor, how many).
+    inflight: FxHashMap<Key, (usize, u32)>,
 }
 
 /// Processor threads spin this many times on an empty queue before parking: a short spin keeps
@@ -116,6 +137,8 @@ impl Router {
             procs,
             fifo: VecDeque::new(),
             stop,
+            live: FxHashMap::default(),
+            inflight: FxHashMap::default(),
         })
     }
 
@@ -136,34 +159,77 @@ impl Router {
         match msg {
             InputMsg::New(ref o) => {
                 let p = self.owner(&o.symbol);
+                let key = (o.user, o.user_order_id);
+                // The engine's checks that come before the duplicate check (docs/engine.md);
+                // an order failing one of them never rests and needs no tracking.
+                let checked = !o.symbol_too_long
+                    && !o.symbol.is_empty()
+                    && !(o.user == 0 && o.user_order_id == 0)
+                    && o.qty != 0;
+                if checked && self.resting_elsewhere(key, p, hub) {
+                    let reject = OutputMsg::Reject {
+                        symbol: o.symbol,
+                        user: o.user,
+                        user_order_id: o.user_order_id,
+                        reason: RejectReason::DuplicateOrderId,
+                    };
+                    // Nothing is in flight after the check, so this keeps the output order.
+                    hub.deliver(origin, &reject, Route::Origin);
+                    return;
+                }
                 self.send(p, Job::Msg { origin, msg }, hub);
+                let new = checked.then(|| {
+                    self.inflight
+                        .entry(key)
+                        .and_modify(|e| e.1 += 1)
+                        .or_insert((p, 1));
+                    NewTrack {
+                        key,
+                        qty: o.qty,
+                        market: o.price == 0,
+                        acked: false,
+                        filled: 0,
+                    }
+                });
                 self.fifo.push_back(Pending {
                     origin,
                     target: Target::One(p),
                     unowned_cancel: None,
+                    new,
                 });
             }
-            InputMsg::Cancel(ref c) => match c.symbol {
-                Some(ref s) => {
-                    let p = self.owner(s);
-                    self.send(p, Job::Msg { origin, msg }, hub);
-                    self.fifo.push_back(Pending {
-                        origin,
-                        target: Target::One(p),
-                        unowned_cancel: None,
-                    });
-                }
-                None => {
-                    for p in 0..self.procs.len() {
-                        self.send(p, Job::CancelIfOwned { origin, msg }, hub);
+            InputMsg::Cancel(ref c) => {
+                // An empty symbol counts as none (the binary form cannot tell them apart), and
+                // the invalid id (0, 0) is rejected by any engine: send it to one.
+                let symbol = c.symbol.filter(|s| !s.is_empty());
+                let target = match symbol {
+                    Some(ref s) => Some(self.owner(s)),
+                    None if c.user == 0 && c.user_order_id == 0 => Some(0),
+                    None => None,
+                };
+                match target {
+                    Some(p) => {
+                        self.send(p, Job::Msg { origin, msg }, hub);
+                        self.fifo.push_back(Pending {
+                            origin,
+                            target: Target::One(p),
+                            unowned_cancel: None,
+                            new: None,
+                        });
                     }
-                    self.fifo.push_back(Pending {
-                        origin,
-                        target: Target::All,
-                        unowned_cancel: Some((c.user, c.user_order_id)),
-                    });
+                    None => {
+                        for p in 0..self.procs.len() {
+                            self.send(p, Job::CancelIfOwned { origin, msg }, hub);
+                        }
+                        self.fifo.push_back(Pending {
+                            origin,
+                            target: Target::All,
+                            unowned_cancel: Some((c.user, c.user_order_id)),
+                            new: None,
+                        });
+                    }
                 }
-            },
+            }
             InputMsg::Flush => {
                 for p in 0..self.procs.len() {
                     self.send(p, Job::Msg { origin, msg }, hub);
@@ -172,9 +238,29 @@ impl Router {
                     origin,
                     target: Target::All,
                     unowned_cancel: None,
+                    new: None,
                 });
             }
         }
+    }
+
+    /// True when `key` rests on a processor other than `p`. Exact: when the answer depends on
+    /// output not delivered yet (the key is live or in flight elsewhere), it first waits until
+    /// every job sent so far is delivered. That only happens for an order id reused across
+    /// processors, so the stall is rare.
+    fn resting_elsewhere(&mut self, key: Key, p: usize, hub: &mut Hub) -> bool {
+        let maybe = self.live.get(&key).is_some_and(|l| l.0 != p)
+            || self.inflight.get(&key).is_some_and(|f| f.0 != p);
+        if !maybe {
+            return false;
+        }
+        while !self.fifo.is_empty() {
+            self.drain(hub);
+            if !self.fifo.is_empty() {
+                thread::yield_now();
+            }
+        }
+        self.live.get(&key).is_some_and(|l| l.0 != p)
     }
 
     /// Cancels every resting order of `client` on every processor.
@@ -186,6 +272,7 @@ impl Router {
             origin: client,
             target: Target::All,
             unowned_cancel: None,
+            new: None,
         });
     }
 
@@ -208,13 +295,19 @@ impl Router {
 
     /// Delivers all output that is ready, in submission order.
     pub fn drain(&mut self, hub: &mut Hub) {
-        while let Some(head) = self.fifo.front() {
+        while let Some(head) = self.fifo.front_mut() {
             let origin = head.origin;
             match head.target {
                 Target::One(p) => loop {
                     match self.procs[p].rx.pop() {
-                        Ok(Out::Msg(m, r)) => hub.deliver(origin, &m, r),
+                        Ok(Out::Msg(m, r)) => {
+                            track(&mut self.live, head.new.as_mut(), &m);
+                            hub.deliver(origin, &m, r);
+                        }
                         Ok(Out::End) => {
+                            if let Some(n) = &head.new {
+                                finish_new(&mut self.inflight, &mut self.live, p, n);
+                            }
                             self.fifo.pop_front();
                             break;
                         }
@@ -266,6 +359,7 @@ impl Router {
         }
         for (_, p, a, b) in groups {
             for (m, r) in &self.gather[p][a..b] {
+                track(&mut self.live, None, m);
                 hub.deliver(origin, m, *r);
             }
         }
@@ -292,6 +386,73 @@ impl Router {
 impl Drop for Router {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// A new order's output is complete: record it as resting when it is.
+fn finish_new(
+    inflight: &mut FxHashMap<Key, (usize, u32)>,
+    live: &mut FxHashMap<Key, (usize, u32)>,
+    p: usize,
+    n: &NewTrack,
+) {
+    if let Some(f) = inflight.get_mut(&n.key) {
+        f.1 -= 1;
+        if f.1 == 0 {
+            inflight.remove(&n.key);
+        }
+    }
+    if n.acked && !n.market && n.filled < n.qty {
+        live.insert(n.key, (p, n.qty - n.filled));
+    }
+}
+
+/// Updates the resting-order index from one delivered output message. `new` is the order being
+/// processed, whose own fills are counted on it until its output is complete.
+fn track(live: &mut FxHashMap<Key, (usize, u32)>, mut new: Option<&mut NewTrack>, m: &OutputMsg) {
+    match *m {
+        OutputMsg::Ack {
+            user,
+            user_order_id,
+            ..
+        } => {
+            if let Some(n) = new {
+                if n.key == (user, user_order_id) {
+                    n.acked = true;
+                }
+            }
+        }
+        OutputMsg::Trade {
+            buy_user,
+            buy_order_id,
+            sell_user,
+            sell_order_id,
+            qty,
+            ..
+        } => {
+            for key in [(buy_user, buy_order_id), (sell_user, sell_order_id)] {
+                if let Some(n) = new.as_deref_mut() {
+                    if n.acked && n.key == key {
+                        n.filled = n.filled.saturating_add(qty);
+                        continue;
+                    }
+                }
+                if let Some(l) = live.get_mut(&key) {
+                    l.1 = l.1.saturating_sub(qty);
+                    if l.1 == 0 {
+                        live.remove(&key);
+                    }
+                }
+            }
+        }
+        OutputMsg::CancelAck {
+            user,
+            user_order_id,
+            ..
+        } => {
+            live.remove(&(user, user_order_id));
+        }
+        OutputMsg::TopOfBook { .. } | OutputMsg::Reject { .. } => {}
     }
 }
 

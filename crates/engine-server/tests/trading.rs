@@ -109,10 +109,18 @@ fn scenario() -> Vec<String> {
         let r = next(100);
         if i % 997 == 996 {
             lines.push("F".to_string());
-        } else if r < 70 || placed.is_empty() {
-            let user = 1 + next(3) as u32;
-            oid[user as usize] += 1;
+        } else if r < 70 || placed.len() < 10 {
             let sym = symbols[next(symbols.len() as u64) as usize];
+            // Now and then reuse an order id, usually on another symbol (and so, in threaded
+            // mode, often another processor): a duplicate while the first order rests.
+            let (user, id) = if next(8) == 0 {
+                let (u, o, _) = placed[next(placed.len() as u64) as usize];
+                (u, o)
+            } else {
+                let user = 1 + next(3) as u32;
+                oid[user as usize] += 1;
+                (user, oid[user as usize])
+            };
             let side = if next(2) == 0 { "B" } else { "S" };
             let price = if next(20) == 0 {
                 0
@@ -120,11 +128,8 @@ fn scenario() -> Vec<String> {
                 95 + next(11) as u32
             };
             let qty = 1 + next(50);
-            lines.push(format!(
-                "N, {user}, {sym}, {price}, {qty}, {side}, {}",
-                oid[user as usize]
-            ));
-            placed.push((user, oid[user as usize], sym));
+            lines.push(format!("N, {user}, {sym}, {price}, {qty}, {side}, {id}"));
+            placed.push((user, id, sym));
         } else {
             let (user, o, sym) = placed[next(placed.len() as u64) as usize];
             match next(3) {
