@@ -159,7 +159,7 @@ impl Coordinator {
         g.partitions = partitions;
         let id = if consumer_id.is_empty() {
             let n = self.next_member.fetch_add(1, Ordering::Relaxed);
-            let id = format!("{group}-{:x}-{n}", self.epoch);
+            let id = format!("{group}-{:x}-{n:06}", self.epoch);
             g.members.insert(
                 id.clone(),
                 Member {

@@ -1,0 +1,158 @@
+//! Bad input: random bytes, truncated frames, wrong magic/version, huge lengths, unknown
+//! types, malformed payloads, too many connections. Errors as specified; others unaffected.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{start, Client};
+use rand::{Rng, SeedableRng};
+use stream_proto::*;
+
+fn frame_with(magic: u32, version: u32, type_id: u32, length: u32) -> Vec<u8> {
+    Header {
+        magic,
+        version,
+        type_id,
+        length,
+    }
+    .to_bytes()
+    .to_vec()
+}
+
+fn expect_protocol_error_and_close(c: &mut Client, type_id: u32) {
+    let f = c.recv_frame().expect("an error response before close");
+    assert_eq!(f.header.type_id, type_id);
+    let r = Response::decode(type_id, f.payload).unwrap();
+    assert_eq!(r.error_code(), ErrorCode::ProtocolError, "{r:?}");
+    assert!(c.closed(), "connection closed after PROTOCOL_ERROR");
+}
+
+#[test]
+fn bad_headers_get_protocol_error_and_close_while_others_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(dir.path(), &[]);
+    let mut good = Client::connect(addr);
+    good.create_topic("t", 1);
+
+    // Wrong magic, answered in the shape of the echoed type (LIST_TOPICS).
+    let mut c = Client::connect(addr);
+    c.send_raw(&frame_with(0xdeadbeef, 1, 12, 0));
+    expect_protocol_error_and_close(&mut c, 12);
+
+    // Wrong version.
+    let mut c = Client::connect(addr);
+    c.send_raw(&frame_with(MAGIC, 2, 20, 0));
+    expect_protocol_error_and_close(&mut c, 20);
+
+    // Huge length: answered at once (no waiting for 4 GiB), nothing allocated.
+    let mut c = Client::connect(addr);
+    let t = Instant::now();
+    c.send_raw(&frame_with(MAGIC, 1, 21, u32::MAX));
+    expect_protocol_error_and_close(&mut c, 21);
+    let mut c = Client::connect(addr);
+    c.send_raw(&frame_with(MAGIC, 1, 20, MAX_PAYLOAD + 1));
+    expect_protocol_error_and_close(&mut c, 20);
+    assert!(t.elapsed() < Duration::from_secs(10));
+
+    // Unknown type: INVALID_REQUEST, the connection stays usable.
+    let mut c = Client::connect(addr);
+    c.send_raw(&frame_with(MAGIC, 1, 777, 3));
+    c.send_raw(b"abc");
+    match c.recv() {
+        Response::Unknown { type_id, status } => {
+            assert_eq!(type_id, 777);
+            assert_eq!(status.error, ErrorCode::InvalidRequest);
+        }
+        r => panic!("{r:?}"),
+    }
+    // Malformed payload: INVALID_REQUEST naming the field, still usable.
+    c.send_raw(&frame_with(MAGIC, 1, 10, 5));
+    c.send_raw(&[1, 0, 0, 0, b'x']);
+    match c.recv() {
+        Response::CreateTopic(s) => {
+            assert_eq!(s.error, ErrorCode::InvalidRequest);
+            assert!(s.message.contains("partitions"), "{}", s.message);
+        }
+        r => panic!("{r:?}"),
+    }
+    c.send_raw(&frame_with(MAGIC, 1, 12, 1));
+    c.send_raw(&[0]);
+    assert_eq!(c.recv().error_code(), ErrorCode::InvalidRequest);
+    assert!(matches!(
+        c.call(&Request::ListTopics),
+        Response::ListTopics {
+            error: ErrorCode::None,
+            ..
+        }
+    ));
+
+    // Truncated frames then close: the server just drops the connection.
+    for cut in [3usize, 15, 17, 30] {
+        let mut c = Client::connect(addr);
+        let frame = common::produce_req("t", b"k", b"value").to_frame();
+        c.send_raw(&frame[..cut.min(frame.len() - 1)]);
+        drop(c);
+    }
+
+    // Random garbage from several clients at once, while the good client keeps producing.
+    let handles: Vec<_> = (0..8u64)
+        .map(|seed| {
+            std::thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                let mut c = Client::connect(addr);
+                let n = rng.gen_range(1..4096);
+                let junk: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
+                let _ = std::io::Write::write_all(&mut c.stream, &junk);
+                // Whatever comes back, the server must close or answer; never hang forever
+                // (the read timeout bounds this) and never crash.
+                let _ = c.closed();
+            })
+        })
+        .collect();
+    for i in 0..200u32 {
+        good.produce("t", b"", &i.to_le_bytes());
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(good.fetch_all("t", 0, 0).len(), 200);
+    let status = server.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", server.log_text());
+}
+
+#[test]
+fn max_connections_refuses_with_a_log_line_and_idle_connections_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(
+        dir.path(),
+        &["--max-connections=2", "--idle-timeout-ms=1500"],
+    );
+    let mut a = Client::connect(addr);
+    let mut b = Client::connect(addr);
+    // Make sure both are accepted (and counted) before the third arrives.
+    a.call(&Request::Heartbeat(None));
+    b.call(&Request::Heartbeat(None));
+    let mut c = Client::connect(addr);
+    assert!(c.closed(), "third connection refused");
+    server.wait_for_line("refusing connection", Duration::from_secs(30));
+    // The first two still work.
+    assert_eq!(a.call(&Request::ListTopics).error_code(), ErrorCode::None);
+    // An idle connection is closed after the timeout; a slot frees up.
+    let t = Instant::now();
+    assert!(b.closed());
+    assert!(t.elapsed() >= Duration::from_millis(500));
+    server.wait_for_line("closing idle connection", Duration::from_secs(30));
+    let mut d = Client::connect(addr);
+    assert_eq!(d.call(&Request::ListTopics).error_code(), ErrorCode::None);
+}
+
+#[test]
+fn half_sent_frame_is_closed_by_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = start(dir.path(), &["--idle-timeout-ms=500"]);
+    let mut c = Client::connect(addr);
+    c.send_raw(&frame_with(MAGIC, 1, 20, 100));
+    c.send_raw(&[0u8; 10]);
+    assert!(c.closed());
+}
