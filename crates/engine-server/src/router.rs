@@ -162,10 +162,9 @@ impl Router {
                 let key = (o.user, o.user_order_id);
                 // The engine's checks that come before the duplicate check (docs/engine.md);
                 // an order failing one of them never rests and needs no tracking.
-                let checked = !o.symbol_too_long
-                    && !o.symbol.is_empty()
-                    && !(o.user == 0 && o.user_order_id == 0)
-                    && o.qty != 0;
+                let invalid_id = o.user == 0 && o.user_order_id == 0;
+                let checked =
+                    !(o.symbol_too_long || o.symbol.is_empty() || invalid_id || o.qty == 0);
                 if checked && self.resting_elsewhere(key, p, hub) {
                     let reject = OutputMsg::Reject {
                         symbol: o.symbol,
