@@ -20,7 +20,13 @@ fn rec(key: &str, value: &str) -> ProduceRecord {
 async fn topics_roundtrip() {
     let s = common::start();
     let mut c = StreamClient::connect(&s.addr).await.unwrap();
-    let types: Vec<u32> = c.api_versions().await.unwrap().iter().map(|v| v.type_id).collect();
+    let types: Vec<u32> = c
+        .api_versions()
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.type_id)
+        .collect();
     for t in RequestType::ALL {
         assert!(types.contains(&t.id()), "{t:?} missing from API_VERSIONS");
     }
@@ -69,10 +75,20 @@ async fn produce_fetch_and_partitioning() {
     c.create_topic("one", 1).await.unwrap();
     for i in 0..5u64 {
         let p = c
-            .produce("one", format!("k{i}").as_bytes(), format!("v{i}").as_bytes())
+            .produce(
+                "one",
+                format!("k{i}").as_bytes(),
+                format!("v{i}").as_bytes(),
+            )
             .await
             .unwrap();
-        assert_eq!(p, Produced { partition: 0, offset: i });
+        assert_eq!(
+            p,
+            Produced {
+                partition: 0,
+                offset: i
+            }
+        );
     }
     let f = c.fetch("one", 0, 0, 100).await.unwrap();
     assert_eq!(f.high_watermark, 5);
@@ -116,12 +132,20 @@ async fn pipelining_and_batches() {
     let got = c.produce_pipelined("p", &records).await.unwrap();
     assert_eq!(got.len(), 1000);
     for p in 0..2 {
-        let offs: Vec<u64> = got.iter().filter(|g| g.partition == p).map(|g| g.offset).collect();
+        let offs: Vec<u64> = got
+            .iter()
+            .filter(|g| g.partition == p)
+            .map(|g| g.offset)
+            .collect();
         assert_eq!(offs, (0..offs.len() as u64).collect::<Vec<_>>());
     }
     // mixed request types pipelined
     let answers = c
-        .pipeline(&[Request::ListTopics, Request::Metadata, Request::Heartbeat(None)])
+        .pipeline(&[
+            Request::ListTopics,
+            Request::Metadata,
+            Request::Heartbeat(None),
+        ])
         .await
         .unwrap();
     assert!(matches!(answers[0], Response::ListTopics { .. }));
@@ -137,7 +161,10 @@ async fn pipelining_and_batches() {
     assert_eq!(
         got,
         (0..3)
-            .map(|i| Produced { partition: 1, offset: hw + i })
+            .map(|i| Produced {
+                partition: 1,
+                offset: hw + i
+            })
             .collect::<Vec<_>>()
     );
     let f = c.fetch("p", 1, hw, 10).await.unwrap();
@@ -214,12 +241,18 @@ async fn group_operations() {
     c.commit_offset("legacy", "g", 1, 42).await.unwrap();
     assert_eq!(c.fetch_offset("legacy", "g", 1).await.unwrap(), Some(42));
     assert_eq!(
-        c.commit_offset("legacy", "g", 1, 51).await.unwrap_err().code(),
+        c.commit_offset("legacy", "g", 1, 51)
+            .await
+            .unwrap_err()
+            .code(),
         Some(ErrorCode::InvalidOffset)
     );
     c.leave_group("legacy", &a.consumer_id).await.unwrap();
     assert_eq!(
-        c.leave_group("legacy", &a.consumer_id).await.unwrap_err().code(),
+        c.leave_group("legacy", &a.consumer_id)
+            .await
+            .unwrap_err()
+            .code(),
         Some(ErrorCode::ConsumerNotFound)
     );
 
@@ -228,7 +261,9 @@ async fn group_operations() {
     let session = Some(Duration::from_secs(30));
     let m1 = c.join_group_v2("v2", "g", "", session).await.unwrap();
     assert_eq!(m1.partitions, vec![0, 1, 2, 3]);
-    c.group_heartbeat("v2", &m1.consumer_id, m1.generation).await.unwrap();
+    c.group_heartbeat("v2", &m1.consumer_id, m1.generation)
+        .await
+        .unwrap();
     c.group_commit("v2", &m1.consumer_id, m1.generation, "g", 1, 10)
         .await
         .unwrap();

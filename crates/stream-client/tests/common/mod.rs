@@ -19,11 +19,18 @@ pub struct Server {
 pub fn start_with(extra: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(bin_path("stream-server"));
-    cmd.args(["--port", "0", "--bind", "127.0.0.1", "--metrics-port", "off"])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(extra)
-        .env("NO_COLOR", "1");
+    cmd.args([
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--metrics-port",
+        "off",
+    ])
+    .arg("--data-dir")
+    .arg(dir.path())
+    .args(extra)
+    .env("NO_COLOR", "1");
     let (proc, line) = ServerProcess::spawn(cmd, "listening on");
     let addr = parse_addr(&line)
         .unwrap_or_else(|| panic!("no address in {line:?}"))
@@ -40,5 +47,9 @@ pub fn start() -> Server {
 pub fn topic(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
