@@ -85,7 +85,8 @@ FROM runtime AS stream-processor
 ENV STREAM_PORT=9092 \
     STREAM_BIND=0.0.0.0 \
     STREAM_DATA_DIR=/data
-EXPOSE 9092/tcp
+# 9100: Prometheus /metrics (STREAM_METRICS_PORT, `off` to disable).
+EXPOSE 9092/tcp 9100/tcp
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["sh", "-c", "nc -z localhost \"${STREAM_PORT:-9092}\" || exit 1"]
 CMD ["/usr/local/bin/stream-server"]
@@ -96,12 +97,15 @@ FROM runtime AS coinbase-bridge
 CMD ["/usr/local/bin/coinbase-bridge"]
 
 # ---------------------------------------------------------------------------------------------
-# Last stage = what a plain `docker build .` produces: the matching engine, threaded by default
-# (the --threaded flag). `docker run IMAGE /usr/local/bin/matching_engine` replaces the command
-# and so runs it single-threaded, as the deployment guide describes.
+# Last stage = what a plain `docker build .` produces: the matching engine, threaded by default.
+# The bare binary is single-threaded unless told otherwise (--threaded or ENGINE_THREADED), so:
+#   docker run IMAGE                                   threaded ("dual-processor"), the default
+#   docker run -e ENGINE_THREADED=false IMAGE          single-threaded
+#   docker run IMAGE /usr/local/bin/matching_engine    single-threaded (replaces this command)
+# The shell only expands the variable and then execs the engine, so tini's signals reach it.
 FROM runtime AS matching-engine
 EXPOSE 1234/tcp 1235/udp 1236/udp
 # Healthy when the TCP port accepts connections; with TCP disabled there is nothing to probe.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["sh", "-c", "[ \"${ENGINE_TCP_ENABLED:-true}\" = false ] || nc -z localhost \"${ENGINE_TCP_PORT:-1234}\" || exit 1"]
-CMD ["/usr/local/bin/matching_engine", "--threaded"]
+CMD ["/bin/sh", "-c", "exec /usr/local/bin/matching_engine --threaded=\"${ENGINE_THREADED:-true}\""]
