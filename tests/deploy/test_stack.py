@@ -1,0 +1,164 @@
+"""scripts/stack, the README's first command: it starts both servers, they serve, Ctrl-C
+(SIGINT) or SIGTERM stops them cleanly, and a server that dies takes the stack down."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+
+import pytest
+
+from conftest import REPO, start_stack
+from strp import Strp
+
+
+def framed(sock: socket.socket, msg: bytes) -> None:
+    sock.sendall(struct.pack(">I", len(msg)) + msg)
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    def exact(n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            assert chunk, "engine closed the connection"
+            buf += chunk
+        return buf
+
+    (n,) = struct.unpack(">I", exact(4))
+    return exact(n)
+
+
+def read_until(sock: socket.socket, prefix: bytes, limit: int = 20) -> bytes:
+    """Reads frames until one starts with `prefix` (acks and book lines come first)."""
+    seen = []
+    for _ in range(limit):
+        frame = read_frame(sock)
+        seen.append(frame)
+        if frame.startswith(prefix):
+            return frame
+    pytest.fail(f"no {prefix!r} frame in {seen}")
+
+
+def pids(stack) -> dict[str, int]:
+    out = {}
+    for line in stack.lines:
+        m = re.search(r"\b(stream-server|matching_engine)\b.*\(pid (\d+)\)", line)
+        if m and "[stack]" in line:
+            out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still "exists"; the stack reaps its children, so check the state too.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_stack_serves_orders_and_messages_and_stops_cleanly_on_sigint(stack):
+    # An order over TCP (length-framed) is acknowledged in CSV.
+    buyer = socket.create_connection(("127.0.0.1", stack.tcp_port), timeout=30)
+    framed(buyer, b"N, 1, IBM, 10000, 100, B, 1\n")
+    assert read_frame(buyer) == b"A, IBM, 1, 1\n"
+
+    # A crossing sell over UDP (the guide's nc command) trades with it; both sides hear of it.
+    r = subprocess.run(
+        ["nc", "-u", "-w1", "127.0.0.1", str(stack.udp_port)],
+        input=b"N, 2, IBM, 10000, 40, S, 7\n",
+        capture_output=True,
+        timeout=30,
+    )
+    assert b"A, IBM, 2, 7" in r.stdout, r
+    assert b"T, IBM, 1, 1, 2, 7, 10000, 40" in r.stdout, r
+    assert read_until(buyer, b"T, ") == b"T, IBM, 1, 1, 2, 7, 10000, 40\n"
+    buyer.close()
+
+    # A message through the stream server, in its own wire protocol.
+    c = Strp("127.0.0.1", stack.stream_port)
+    assert c.create_topic("orders", 2) == 0
+    err, partition, offset = c.produce("orders", b"IBM", b"T|10000|40")
+    assert (err, offset) == (0, 0)
+    err, msgs = c.fetch("orders", partition, 0, 10)
+    assert err == 0
+    assert msgs == [(0, b"IBM", b"T|10000|40")]
+    c.close()
+
+    procs = pids(stack)
+    assert set(procs) == {"stream-server", "matching_engine"}, stack.output()
+
+    assert stack.stop(signal.SIGINT) == 0, stack.output()
+    out = stack.output()
+    assert "stream-server stopped cleanly" in out
+    assert "matching_engine stopped cleanly" in out
+    # Logs are prefixed by program and also kept under the data dir.
+    assert re.search(r"^\[stream-server\]\s+.*listening on", out, re.M), out
+    assert re.search(r"^\[matching_engine\]\s+.*listening on", out, re.M), out
+    assert "listening on" in (stack.data_dir / "logs" / "stream-server.log").read_text()
+    assert (stack.data_dir / "stream").is_dir()
+    assert not any(alive(p) for p in procs.values())
+
+
+def test_sigterm_stops_cleanly_and_data_survives_a_restart(tmp_path):
+    first = start_stack(tmp_path)
+    try:
+        first.wait_for("press Ctrl-C")
+        c = Strp("127.0.0.1", first.stream_port)
+        assert c.create_topic("kept", 1) == 0
+        assert c.produce("kept", b"k", b"v")[0] == 0
+        c.close()
+        assert first.stop(signal.SIGTERM) == 0, first.output()
+        assert "terminated (SIGTERM)" in first.output()
+    finally:
+        first.kill()
+
+    # Same data dir (tmp_path/data), new ports: the topic and its message are still there.
+    second = start_stack(tmp_path)
+    try:
+        second.wait_for("press Ctrl-C")
+        c = Strp("127.0.0.1", second.stream_port)
+        assert "kept" in c.list_topics()
+        assert c.fetch("kept", 0, 0, 10) == (0, [(0, b"k", b"v")])
+        c.close()
+        assert second.stop(signal.SIGINT) == 0, second.output()
+    finally:
+        second.kill()
+
+
+def test_a_server_that_dies_stops_the_stack_with_failure(stack):
+    procs = pids(stack)
+    os.kill(procs["matching_engine"], signal.SIGKILL)
+    assert stack.proc.wait(timeout=60) == 1, stack.output()
+    out = stack.output()
+    assert "matching_engine exited with status 137" in out, out
+    assert "stream-server stopped cleanly" in out, out
+    assert not alive(procs["stream-server"])
+
+
+def test_refuses_a_port_already_in_use(tmp_path):
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        s = start_stack(tmp_path, {"STREAM_PORT": str(port)})
+        try:
+            assert s.proc.wait(timeout=60) == 1
+        finally:
+            s.kill()
+        assert f"port {port} on 127.0.0.1 is already in use" in s.output(), s.output()
+        assert "listening" not in s.output()
+
+
+def test_stack_script_is_valid_bash():
+    subprocess.run(["bash", "-n", str(REPO / "scripts" / "stack")], check=True)
+    assert os.access(REPO / "scripts" / "stack", os.X_OK)
