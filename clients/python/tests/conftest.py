@@ -62,7 +62,7 @@ class Server:
         return (self.host, self.port)
 
     def client(self, **kwargs):
-        from strp import StreamClient
+        from stream_client import StreamClient
 
         return StreamClient(self.host, self.port, **kwargs).connect()
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-import strp
-from strp import errors
-from strp import protocol as p
+import stream_client as sc
+from stream_client import errors
+from stream_client import protocol as p
 
 
 def test_api_versions_lists_our_types(client):
@@ -34,12 +34,12 @@ def test_create_list_metadata_delete(client, topic):
 def test_produce_then_fetch_returns_messages_with_valid_crc(client, topic):
     client.create_topic(topic, 1)
     offsets = [client.produce(topic, b"k%d" % i, b"value-%d" % i) for i in range(5)]
-    assert offsets == [strp.Produced(0, i) for i in range(5)]
+    assert offsets == [sc.Produced(0, i) for i in range(5)]
     f = client.fetch(topic, 0, 0, 100)
     assert f.high_watermark == 5
     assert [(m.offset, m.key, m.value) for m in f.messages] == \
         [(i, b"k%d" % i, b"value-%d" % i) for i in range(5)]
-    assert all(m.partition == 0 and m.priority == strp.Priority.NORMAL for m in f.messages)
+    assert all(m.partition == 0 and m.priority == sc.Priority.NORMAL for m in f.messages)
     # from the middle, bounded by max_messages
     f = client.fetch(topic, 0, 2, 2)
     assert [m.offset for m in f.messages] == [2, 3]
@@ -49,7 +49,7 @@ def test_produce_then_fetch_returns_messages_with_valid_crc(client, topic):
 
 def test_str_keys_and_values_are_utf8(client, topic):
     client.create_topic(topic, 1)
-    client.produce(topic, "clé", "välue", priority=strp.Priority.CRITICAL)
+    client.produce(topic, "clé", "välue", priority=sc.Priority.CRITICAL)
     m = client.fetch(topic, 0, 0, 1).messages[0]
     assert (m.key, m.value, m.priority) == ("clé".encode(), "välue".encode(), 0)
 
@@ -85,7 +85,7 @@ def test_pipelined_produce_answers_in_order(client, topic):
 def test_batch_produce_to_topic_and_partition(client, topic):
     client.create_topic(topic, 2)
     got = client.produce_batch(topic, [(b"", b"a"), (b"", b"b"), (b"", b"c")], partition=1)
-    assert got == [strp.Produced(1, 0), strp.Produced(1, 1), strp.Produced(1, 2)]
+    assert got == [sc.Produced(1, 0), sc.Produced(1, 1), sc.Produced(1, 2)]
     keyed = client.produce_batch(topic, [(b"k1", b"x"), (b"k2", b"y")])
     for (key, _), res in zip([(b"k1", 0), (b"k2", 0)], keyed):
         assert res.partition == p.partition_for_key(key, 2)

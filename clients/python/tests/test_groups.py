@@ -2,7 +2,7 @@
 
 import pytest
 
-from strp import errors
+from stream_client import errors
 
 
 def test_join_v2_heartbeat_commit_leave(client, topic):

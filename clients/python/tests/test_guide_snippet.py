@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[3]
 
 # Verbatim from shared/guides/stream-processor-deployment.md ("Python Client Example"); used
 # when the guide is not beside the repository (the guide's own text wins when it is).

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-import strp
-from strp import errors
-from strp import protocol as p
+import stream_client as sc
+from stream_client import errors
+from stream_client import protocol as p
 
 
 def test_header_layout_matches_spec():
@@ -116,7 +116,7 @@ def test_client_reads_exactly_n_bytes_across_partial_reads():
     body = struct.pack("<hI", 0, len(names)) + b"".join(
         struct.pack("<I", len(n)) + n.encode() for n in names)
     port, t = _dribbling_server(p.frame(12, body))
-    with strp.StreamClient("127.0.0.1", port, timeout=10) as c:
+    with sc.StreamClient("127.0.0.1", port, timeout=10) as c:
         assert c.list_topics() == names
     t.join(10)
 
@@ -124,7 +124,7 @@ def test_client_reads_exactly_n_bytes_across_partial_reads():
 def test_server_closing_mid_frame_raises_connection_closed():
     body = struct.pack("<hI", 0, 0)
     port, t = _dribbling_server(p.frame(12, body)[:10])
-    with strp.StreamClient("127.0.0.1", port, timeout=10) as c:
+    with sc.StreamClient("127.0.0.1", port, timeout=10) as c:
         with pytest.raises(errors.ConnectionClosed):
             c.list_topics()
         assert not c.connected

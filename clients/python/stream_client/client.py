@@ -13,7 +13,7 @@ class StreamClient:
 
     Requests are synchronous; `pipeline()` sends many requests before reading the answers (the
     server answers in request order), which is how to get throughput without batching.
-    Every method raises a `strp.errors.ServerError` subclass for a server error code,
+    Every method raises a `stream_client.errors.ServerError` subclass for a server error code,
     `ConnectionClosed` when the connection is gone and `ClientTimeout` when an answer takes
     longer than `timeout` seconds (the connection is closed then: it cannot be resynchronised).
     """
@@ -257,7 +257,7 @@ class StreamClient:
             self.close()
 
     def consumer(self, group: str, topic: str, **kwargs):
-        """A group-member iterator over `topic`; see strp.GroupConsumer."""
+        """A group-member iterator over `topic`; see stream_client.GroupConsumer."""
         from .consumer import GroupConsumer
 
         return GroupConsumer(self, group, topic, **kwargs)

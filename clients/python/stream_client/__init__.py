@@ -1,6 +1,6 @@
-"""strp: pure-Python client for the STRP stream server.
+"""stream_client: pure-Python client for the STRP stream server.
 
-    from strp import StreamClient
+    from stream_client import StreamClient
     with StreamClient("localhost", 9092) as c:
         c.create_topic("events", 4)
         c.produce("events", b"key", b"value")
