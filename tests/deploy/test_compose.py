@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from deploy_helpers import REPO
 
 COMPOSE = shutil.which("docker-compose")
 needs_compose = pytest.mark.skipif(

@@ -13,7 +13,7 @@ import tomllib
 
 import pytest
 
-from conftest import REPO
+from deploy_helpers import REPO
 
 BINARIES = ["stream-server", "matching_engine", "coinbase-bridge", "stream-cli"]
 

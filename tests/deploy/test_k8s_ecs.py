@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from deploy_helpers import REPO
 
 K8S = sorted((REPO / "deploy" / "k8s").glob("*.yaml"))
 ECS = sorted((REPO / "deploy" / "ecs").glob("*.json"))

@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, start_stack
-from strp import Strp
+from deploy_helpers import REPO, stack, start_stack  # noqa: F401 (stack is a fixture)
+from deploy_strp import Strp
 
 
 def framed(sock: socket.socket, msg: bytes) -> None:
@@ -45,12 +45,7 @@ def read_until(sock: socket.socket, prefix: bytes, limit: int = 20) -> bytes:
 
 
 def pids(stack) -> dict[str, int]:
-    out = {}
-    for line in stack.lines:
-        m = re.search(r"\b(stream-server|matching_engine)\b.*\(pid (\d+)\)", line)
-        if m and "[stack]" in line:
-            out[m.group(1)] = int(m.group(2))
-    return out
+    return stack.server_pids()
 
 
 def alive(pid: int) -> bool:

@@ -1,4 +1,4 @@
-"""Shared helpers for the deployment tests: paths, binaries, free ports, and the running stack.
+"""Helpers for the deployment tests: paths, binaries, free ports, and the running stack.
 
 The binaries come from STREAM_SERVER_BIN, MATCHING_ENGINE_BIN, STREAM_CLI_BIN and
 COINBASE_BRIDGE_BIN (scripts/test points them at target/debug), else from target/debug.
@@ -7,6 +7,7 @@ COINBASE_BRIDGE_BIN (scripts/test points them at target/debug), else from target
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -101,9 +102,24 @@ class Stack:
             self.kill()
             pytest.fail("stack did not stop within %s s:\n%s" % (STOP_TIMEOUT, self.output()))
 
+    def server_pids(self) -> dict[str, int]:
+        """Server pids from the stack's "ready" lines (`... (pid N)`)."""
+        out = {}
+        for line in self.output().splitlines():
+            m = re.search(r"^\[stack\].*\b(stream-server|matching_engine)\b.*\(pid (\d+)\)", line)
+            if m:
+                out[m.group(1)] = int(m.group(2))
+        return out
+
     def kill(self) -> None:
-        """Last resort cleanup: kills the script's process group and any server it started."""
+        """Last resort cleanup: kills the script's process group and the servers it started
+        (which run in process groups of their own)."""
         if self.proc.poll() is None:
+            for pid in self.server_pids().values():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
