@@ -253,26 +253,31 @@ async fn high_watermark(c: &mut StreamClient, topic: &str, p: u32) -> Result<u64
 
 // ---- produce -------------------------------------------------------------------------------
 
-fn split_line(line: &str) -> (Bytes, Bytes) {
-    match line.split_once('\t') {
-        Some((k, v)) => (
-            Bytes::copy_from_slice(k.as_bytes()),
-            Bytes::copy_from_slice(v.as_bytes()),
+/// `key<TAB>value` (split on the first tab) or just `value` (empty key).
+fn split_line(line: &[u8]) -> (Bytes, Bytes) {
+    match line.iter().position(|&b| b == b'\t') {
+        Some(i) => (
+            Bytes::copy_from_slice(&line[..i]),
+            Bytes::copy_from_slice(&line[i + 1..]),
         ),
-        None => (Bytes::new(), Bytes::copy_from_slice(line.as_bytes())),
+        None => (Bytes::new(), Bytes::copy_from_slice(line)),
     }
 }
 
-/// Reads stdin on a blocking thread and hands over lines in chunks.
-fn stdin_lines() -> tokio::sync::mpsc::Receiver<std::io::Result<Vec<String>>> {
+/// Reads stdin on a blocking thread and hands over lines (as bytes: values need not be
+/// UTF-8) in chunks.
+fn stdin_lines() -> tokio::sync::mpsc::Receiver<std::io::Result<Vec<Vec<u8>>>> {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
         let mut chunk = Vec::with_capacity(1024);
-        for line in stdin.lock().lines() {
+        for line in stdin.lock().split(b'\n') {
             match line {
-                Ok(l) => {
-                    chunk.push(l.strip_suffix('\r').map(str::to_string).unwrap_or(l));
+                Ok(mut l) => {
+                    if l.last() == Some(&b'\r') {
+                        l.pop();
+                    }
+                    chunk.push(l);
                     if chunk.len() == 1024
                         && tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err()
                     {
@@ -666,16 +671,20 @@ mod tests {
 
     #[test]
     fn lines_split_on_the_first_tab() {
-        assert_eq!(split_line("k\tv"), (Bytes::from("k"), Bytes::from("v")));
+        assert_eq!(split_line(b"k\tv"), (Bytes::from("k"), Bytes::from("v")));
         assert_eq!(
-            split_line("k\tv\tw"),
+            split_line(b"k\tv\tw"),
             (Bytes::from("k"), Bytes::from("v\tw"))
         );
         assert_eq!(
-            split_line("just value"),
+            split_line(b"just value"),
             (Bytes::new(), Bytes::from("just value"))
         );
-        assert_eq!(split_line(""), (Bytes::new(), Bytes::new()));
+        assert_eq!(split_line(b""), (Bytes::new(), Bytes::new()));
+        assert_eq!(
+            split_line(b"\xff\tbin"),
+            (Bytes::from(&b"\xff"[..]), Bytes::from("bin"))
+        );
     }
 
     #[test]
