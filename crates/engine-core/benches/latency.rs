@@ -1,0 +1,106 @@
+//! Per-message latency percentiles (hdrhistogram) and single-pass throughput of the matching
+//! core on the realistic mix of `workload.rs`, output encoded (binary) into a reused buffer.
+//!
+//! `cargo bench -p engine-core --bench latency` (optional argument: stream length).
+//! Each message is timed with two `Instant::now()` calls; their own cost (printed as "timer
+//! overhead") is included in the percentiles, so they are an upper bound.
+
+use std::time::Instant;
+
+use engine_core::{binary, InputMsg, OutputMsg, Route, Sink};
+use hdrhistogram::Histogram;
+
+#[path = "workload.rs"]
+mod workload;
+
+struct Encode(Vec<u8>);
+
+impl Sink for Encode {
+    #[inline]
+    fn emit(&mut self, msg: &OutputMsg, _route: Route) {
+        binary::encode_output(msg, &mut self.0);
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; take the first numeric argument as the stream length.
+    let n = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse::<usize>().ok())
+        .unwrap_or(2_000_000);
+    let w = workload::build(n);
+    let mut sink = Encode(Vec::with_capacity(1 << 16));
+
+    // Throughput: one untimed-per-message pass.
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let mut engine = workload::primed_engine(&w);
+        let start = Instant::now();
+        for m in &w.stream {
+            engine.process(1, m, &mut sink);
+            std::hint::black_box(&sink.0);
+            sink.0.clear();
+        }
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    println!(
+        "throughput: {} messages in {:.1} ms = {:.2} M msgs/s (best of 3 passes)",
+        w.stream.len(),
+        best * 1e3,
+        w.stream.len() as f64 / best / 1e6
+    );
+
+    // Timer overhead.
+    let mut overhead = Histogram::<u64>::new(3).unwrap();
+    for _ in 0..1_000_000 {
+        let t = Instant::now();
+        overhead.saturating_record(t.elapsed().as_nanos() as u64);
+    }
+
+    let mut hist = Histogram::<u64>::new(3).unwrap();
+    // Per kind: passive new, cancel, aggressive new (one that traded).
+    let mut kinds: Vec<Histogram<u64>> = (0..3).map(|_| Histogram::new(3).unwrap()).collect();
+    let mut resting = 0;
+    for _ in 0..3 {
+        let mut engine = workload::primed_engine(&w);
+        for m in &w.stream {
+            let t = Instant::now();
+            engine.process(1, m, &mut sink);
+            std::hint::black_box(&sink.0);
+            let ns = t.elapsed().as_nanos() as u64;
+            hist.saturating_record(ns);
+            let kind = match m {
+                InputMsg::Cancel(_) => 1,
+                _ if sink.0.get(19) == Some(&b'T') => 2,
+                _ => 0,
+            };
+            kinds[kind].saturating_record(ns);
+            sink.0.clear();
+        }
+        resting = engine.resting_orders();
+    }
+    println!("resting orders at the end: {resting}");
+    for (name, h) in ["passive new", "cancel", "trading new"].iter().zip(&kinds) {
+        println!(
+            "  {name:12} {:5.1}% p50 {} p99 {} ns",
+            h.len() as f64 * 100.0 / hist.len() as f64,
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99)
+        );
+    }
+    println!(
+        "timer overhead: p50 {} ns, p99 {} ns",
+        overhead.value_at_quantile(0.5),
+        overhead.value_at_quantile(0.99)
+    );
+    println!(
+        "latency per message (ns, {} samples): p50 {} p90 {} p99 {} p99.9 {} p99.99 {} max {}",
+        hist.len(),
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.9),
+        hist.value_at_quantile(0.99),
+        hist.value_at_quantile(0.999),
+        hist.value_at_quantile(0.9999),
+        hist.max()
+    );
+}
