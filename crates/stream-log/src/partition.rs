@@ -91,6 +91,10 @@ struct SyncState {
     durable: u64,
     error: Option<String>,
     shutdown: bool,
+    /// The syncer is parked waiting for work: only then does an append pay for a wake-up.
+    syncer_idle: bool,
+    /// Threads blocked in `wait_durable_blocking` (woken by the syncer after each fsync).
+    blocked: usize,
 }
 
 /// What async waiters watch: durable offset or a sticky fsync error.
@@ -235,6 +239,8 @@ impl PartitionLog {
                 durable: next_offset,
                 error: None,
                 shutdown: false,
+                syncer_idle: false,
+                blocked: 0,
             }),
             sync_cv: Condvar::new(),
             durable_tx,
@@ -371,8 +377,11 @@ impl PartitionLog {
             if !Arc::ptr_eq(&s.active, &seg) {
                 s.active = seg;
             }
+            let wake = s.syncer_idle;
             drop(s);
-            sh.sync_cv.notify_all();
+            if wake {
+                sh.sync_cv.notify_all();
+            }
         }
         let appended = Appended {
             base_offset: base,
@@ -467,7 +476,9 @@ impl PartitionLog {
         }
         let mut s = lock(&sh.sync);
         while s.durable <= offset && s.error.is_none() {
+            s.blocked += 1;
             s = sh.sync_cv.wait(s).unwrap_or_else(PoisonError::into_inner);
+            s.blocked -= 1;
         }
         if s.durable <= offset {
             let reason = s.error.clone().unwrap_or_default();
@@ -696,7 +707,9 @@ fn syncer_loop(sh: &Shared) {
             match interval {
                 None => {
                     while !s.shutdown && (s.written <= s.durable || s.error.is_some()) {
+                        s.syncer_idle = true;
                         s = sh.sync_cv.wait(s).unwrap_or_else(PoisonError::into_inner);
+                        s.syncer_idle = false;
                     }
                 }
                 Some(d) => {

@@ -42,6 +42,21 @@ pub fn message_crc(
     key: &[u8],
     value: &[u8],
 ) -> u32 {
+    // The covered fields are not contiguous in a Message. For small records, one copy into a
+    // stack buffer and a single hash call is much cheaper than four `update`s (the short ones
+    // fall back to the table-driven path); this is a quarter of the append cost otherwise.
+    const SMALL: usize = 512;
+    let n = 18 + key.len() + value.len();
+    if n <= SMALL {
+        let mut buf = [0u8; SMALL];
+        buf[..8].copy_from_slice(&offset.to_le_bytes());
+        buf[8..16].copy_from_slice(&timestamp_ms.to_le_bytes());
+        buf[16] = priority;
+        buf[17] = codec;
+        buf[18..18 + key.len()].copy_from_slice(key);
+        buf[18 + key.len()..n].copy_from_slice(value);
+        return crc32fast::hash(&buf[..n]);
+    }
     let mut h = crc32fast::Hasher::new();
     h.update(&offset.to_le_bytes());
     h.update(&timestamp_ms.to_le_bytes());
@@ -245,6 +260,21 @@ mod tests {
         fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..200), off in any::<u64>()) {
             let _ = check_frame(&b, off);
             let _ = decode_batch(&b);
+        }
+
+        #[test]
+        fn crc_paths_agree(
+            key in proptest::collection::vec(any::<u8>(), 0..600),
+            value in proptest::collection::vec(any::<u8>(), 0..600),
+            off in any::<u64>(), ts in any::<u64>(), p in any::<u8>(), c in any::<u8>(),
+        ) {
+            let mut plain = Vec::new();
+            plain.extend_from_slice(&off.to_le_bytes());
+            plain.extend_from_slice(&ts.to_le_bytes());
+            plain.extend_from_slice(&[p, c]);
+            plain.extend_from_slice(&key);
+            plain.extend_from_slice(&value);
+            prop_assert_eq!(message_crc(off, ts, p, c, &key, &value), crc32fast::hash(&plain));
         }
 
         #[test]
