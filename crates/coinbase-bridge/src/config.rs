@@ -1,6 +1,7 @@
 //! Configuration: flags, each with an environment variable twin, plus a `.env` file loaded
 //! by `main` before parsing (real environment variables win over the file, flags over both).
 
+use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser, ValueEnum};
 use std::fmt;
 use std::path::PathBuf;
@@ -76,7 +77,8 @@ pub struct Config {
     pub sender_comp_id: Option<String>,
 
     /// Use the sandbox gateways (fix-*.sandbox.exchange.coinbase.com).
-    #[arg(long, env = "COINBASE_USE_SANDBOX", default_value_t = false, action = ArgAction::Set)]
+    #[arg(long, env = "COINBASE_USE_SANDBOX", default_value = "false", action = ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
     pub use_sandbox: bool,
 
     /// Stream server address (host:port).
@@ -93,7 +95,8 @@ pub struct Config {
     pub symbols: Vec<String>,
 
     /// Run the market data session.
-    #[arg(long, env = "COINBASE_MARKET_DATA", default_value_t = true, action = ArgAction::Set)]
+    #[arg(long, env = "COINBASE_MARKET_DATA", default_value = "true", action = ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
     pub market_data: bool,
 
     /// Market data gateway host [default: fix-md.exchange.coinbase.com, or its sandbox twin].
@@ -293,6 +296,28 @@ mod tests {
             "fix-dc.sandbox.exchange.coinbase.com:6122"
         );
         c.validate().unwrap();
+    }
+
+    /// The deployment guide's `.env` block, inline comment included, as dotenvy reads it.
+    #[test]
+    fn guide_env_file_parses() {
+        let guide = "COINBASE_API_KEY=your_api_key\n\
+            COINBASE_API_SECRET=your_base64_secret\n\
+            COINBASE_PASSPHRASE=your_passphrase\n\
+            COINBASE_SENDER_COMP_ID=your_sender_comp_id\n\
+            COINBASE_USE_SANDBOX=true  # Use false for production\n";
+        let vars: std::collections::HashMap<String, String> =
+            dotenvy::from_read_iter(guide.as_bytes())
+                .collect::<Result<_, _>>()
+                .unwrap();
+        assert_eq!(vars["COINBASE_USE_SANDBOX"], "true");
+        assert_eq!(vars["COINBASE_API_KEY"], "your_api_key");
+        for v in ["true", "True", "1", "yes", "on"] {
+            assert!(parse(&["--use-sandbox", v]).use_sandbox, "{v}");
+        }
+        for v in ["false", "0", "no", "off"] {
+            assert!(!parse(&["--use-sandbox", v]).use_sandbox, "{v}");
+        }
     }
 
     #[test]

@@ -117,7 +117,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         "nothing to do: market data and executions are both disabled"
     );
 
+    let stats_task = tokio::spawn(log_stats_periodically(stats.clone()));
+
     wait_for_signal().await?;
+    stats_task.abort();
     tracing::info!("shutting down: logging out");
     let _ = shutdown_tx.send(true);
     for s in sessions {
@@ -148,6 +151,43 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         "coinbase-bridge stopped"
     );
     Ok(())
+}
+
+/// Logs the publishing counters every minute when they changed, so drops during a long
+/// stream-server outage show up as totals, not only as the sampled per-drop lines.
+async fn log_stats_periodically(stats: Arc<Stats>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.tick().await;
+    let mut last = (0, 0, 0);
+    loop {
+        tick.tick().await;
+        let now = (
+            stats.published.load(Ordering::Relaxed),
+            stats.dropped.load(Ordering::Relaxed),
+            stats.rejected.load(Ordering::Relaxed),
+        );
+        if now != last {
+            let buffered = stats.outstanding();
+            if now.1 > last.1 {
+                tracing::warn!(
+                    published = now.0,
+                    dropped = now.1,
+                    rejected = now.2,
+                    buffered,
+                    "publishing stats: records were dropped in the last minute"
+                );
+            } else {
+                tracing::info!(
+                    published = now.0,
+                    dropped = now.1,
+                    rejected = now.2,
+                    buffered,
+                    "publishing stats"
+                );
+            }
+            last = now;
+        }
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

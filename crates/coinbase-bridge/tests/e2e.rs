@@ -486,11 +486,20 @@ async fn market_data_and_executions_reach_the_stream_server_across_reconnects() 
     let md_task = tokio::spawn(market_data_gateway(md, acceptor.clone()));
     let oe_task = tokio::spawn(order_entry_gateway(oe, acceptor));
 
+    // Credentials come from a .env file in the working directory (as the deployment guide
+    // sets them up, inline comment included) and from the environment.
+    std::fs::write(
+        dir.path().join(".env"),
+        format!(
+            "COINBASE_PASSPHRASE={PASSPHRASE}\nCOINBASE_USE_SANDBOX=false  # Use false for production\n"
+        ),
+    )
+    .unwrap();
     let mut cmd = Command::new(bin_path("coinbase-bridge"));
     cmd.current_dir(dir.path())
+        .env_remove("COINBASE_PASSPHRASE")
         .env("COINBASE_API_KEY", API_KEY)
         .env("COINBASE_API_SECRET", SECRET)
-        .env("COINBASE_PASSPHRASE", PASSPHRASE)
         .env("RUST_LOG", "info")
         .args(["--md-host", "127.0.0.1", "--md-port", &md_port.to_string()])
         .args([
@@ -549,6 +558,7 @@ async fn market_data_and_executions_reach_the_stream_server_across_reconnects() 
     let log = bridge.log_text();
     assert!(log.matches("logged on").count() >= 4, "{log}");
     assert!(log.contains("market data request rejected"), "{log}");
+    assert!(log.contains("loaded .env"), "{log}");
     // Secrets never appear in the log.
     assert!(!log.contains(SECRET), "secret leaked:\n{log}");
     assert!(!log.contains(PASSPHRASE), "passphrase leaked:\n{log}");
