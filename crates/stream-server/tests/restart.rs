@@ -75,12 +75,15 @@ fn clean_stop_keeps_topics_messages_and_offsets() {
     );
 }
 
+/// (partition, offset, value) of an acknowledged produce.
+type Acked = (u32, u64, Vec<u8>);
+
 #[test]
 fn sigkill_under_load_loses_no_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, addr) = start(dir.path(), &[]);
     Client::connect(addr).create_topic("load", 4);
-    let acked: Arc<Mutex<Vec<(u32, u64, Vec<u8>)>>> = Arc::default();
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let count = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
