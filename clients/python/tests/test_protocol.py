@@ -129,3 +129,37 @@ def test_server_closing_mid_frame_raises_connection_closed():
             c.list_topics()
         assert not c.connected
     t.join(10)
+
+
+def _fetch_payload(records):
+    body = b"".join(struct.pack("<I", len(r)) + r for r in records)
+    return struct.pack("<h", 0) + b"\x00\x00\x00\x00" + struct.pack("<QI", 99, len(records)) + body
+
+
+def test_fetch_answer_decodes_and_verifies_each_message():
+    recs = [p.encode_message(i, 1000 + i, 3, 2, 0, b"k%d" % i, b"v" * i) for i in range(20)]
+    f = p.fetched(_fetch_payload(recs))
+    assert f.high_watermark == 99
+    assert [(m.offset, m.key, m.value) for m in f.messages] == \
+        [(i, b"k%d" % i, b"v" * i) for i in range(20)]
+    assert all(m == p.decode_message(r) for m, r in zip(f.messages, recs))
+    bad = bytearray(recs[5])
+    bad[-1] ^= 1
+    with pytest.raises(errors.CrcMismatch):
+        p.fetched(_fetch_payload(recs[:5] + [bytes(bad)]))
+    assert len(p.fetched(_fetch_payload([bytes(bad)]), verify_crc=False).messages) == 1
+
+
+def test_fetch_answer_with_lying_lengths_is_malformed_never_crashes():
+    import random
+    rng = random.Random(7)
+    good = _fetch_payload([p.encode_message(i, 5, 0, 2, 0, b"key", b"value") for i in range(3)])
+    for _ in range(2000):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        cut = rng.randint(0, len(data))
+        try:
+            p.fetched(bytes(data[:cut]))
+        except errors.StreamError:
+            pass
