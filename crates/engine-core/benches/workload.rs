@@ -4,7 +4,8 @@
 //! 100 symbols, each primed with a book of thousands of resting orders spread over ~50 levels
 //! per side, then a stream of: ~60% new limit orders near the touch (0 to ~8 ticks behind the
 //! best, never crossing), ~30% cancels of orders that are resting (or were, a few have been
-//! filled meanwhile: those cancels are rejected, as in real flow), ~10% aggressive orders that
+//! filled meanwhile: those cancels are rejected, as in real flow; see `uniform_cancels` for which
+//! orders), ~10% aggressive orders that
 //! cross the spread and trade (a fifth of them market orders). The stream is generated against
 //! a shadow engine so that cancels name live orders and "near the touch" is the real touch; the
 //! measured run replays the same messages on a freshly primed engine, so it sees the same
@@ -30,6 +31,22 @@ pub fn resting_per_symbol() -> usize {
 }
 /// Price around which every book starts.
 const MID: u32 = 100_000;
+
+/// Which resting order a cancel names: by default one of the ~200 most recently placed orders
+/// of the symbol still listed (real cancel flow is dominated by quotes being replaced near the
+/// touch, i.e. young orders); with `ENGINE_BENCH_CANCELS=uniform`, any live order, uniformly
+/// (the cache-hostile worst case: every cancel touches cold memory).
+pub fn uniform_cancels() -> bool {
+    std::env::var("ENGINE_BENCH_CANCELS").is_ok_and(|v| v == "uniform")
+}
+
+fn cancel_index(rng: &mut SmallRng, len: usize, uniform: bool) -> usize {
+    if uniform {
+        rng.gen_range(0..len)
+    } else {
+        len - 1 - rng.gen_range(0..len.min(200))
+    }
+}
 
 /// Primed books and the message stream to measure.
 pub struct Workload {
@@ -94,6 +111,7 @@ pub fn build(n: usize) -> Workload {
         }
     }
 
+    let uniform = uniform_cancels();
     let mut stream = Vec::with_capacity(n);
     while stream.len() < n {
         let s = rng.gen_range(0..SYMBOLS);
@@ -138,12 +156,12 @@ pub fn build(n: usize) -> Workload {
                 continue;
             }
             // Prefer orders still resting (a filled one is occasionally named: rejected 4).
-            let mut pick = list.swap_remove(rng.gen_range(0..list.len()));
+            let mut pick = list.swap_remove(cancel_index(&mut rng, list.len(), uniform));
             for _ in 0..3 {
                 if shadow.owns_order(pick.0, pick.1) || list.is_empty() {
                     break;
                 }
-                pick = list.swap_remove(rng.gen_range(0..list.len()));
+                pick = list.swap_remove(cancel_index(&mut rng, list.len(), uniform));
             }
             InputMsg::Cancel(CancelOrder {
                 user: pick.0,

@@ -151,6 +151,21 @@ fn put_symbol(out: &mut Vec<u8>, s: &Symbol) {
     out.extend_from_slice(&s.padded());
 }
 
+/// Fills a fixed-size output record: header, symbol, then big-endian u32 fields from byte 10.
+/// Building the whole record on the stack and appending it once is markedly cheaper on the hot
+/// path than one bounds-checked append per field.
+#[inline]
+fn record<const N: usize>(ty: u8, symbol: &Symbol, fields: &[u32]) -> [u8; N] {
+    let mut b = [0u8; N];
+    b[0] = MAGIC;
+    b[1] = ty;
+    b[2..10].copy_from_slice(&symbol.padded());
+    for (i, v) in fields.iter().enumerate() {
+        b[10 + 4 * i..14 + 4 * i].copy_from_slice(&v.to_be_bytes());
+    }
+    b
+}
+
 /// Appends the binary form of an output message.
 #[inline]
 pub fn encode_output(msg: &OutputMsg, out: &mut Vec<u8>) {
@@ -159,22 +174,12 @@ pub fn encode_output(msg: &OutputMsg, out: &mut Vec<u8>) {
             symbol,
             user,
             user_order_id,
-        } => {
-            put_header(out, b'A');
-            put_symbol(out, &symbol);
-            put_u32(out, user);
-            put_u32(out, user_order_id);
-        }
+        } => out.extend_from_slice(&record::<ACK_LEN>(b'A', &symbol, &[user, user_order_id])),
         OutputMsg::CancelAck {
             symbol,
             user,
             user_order_id,
-        } => {
-            put_header(out, b'X');
-            put_symbol(out, &symbol);
-            put_u32(out, user);
-            put_u32(out, user_order_id);
-        }
+        } => out.extend_from_slice(&record::<ACK_LEN>(b'X', &symbol, &[user, user_order_id])),
         OutputMsg::Trade {
             symbol,
             buy_user,
@@ -183,25 +188,22 @@ pub fn encode_output(msg: &OutputMsg, out: &mut Vec<u8>) {
             sell_order_id,
             price,
             qty,
-        } => {
-            put_header(out, b'T');
-            put_symbol(out, &symbol);
-            for v in [buy_user, buy_order_id, sell_user, sell_order_id, price, qty] {
-                put_u32(out, v);
-            }
-        }
+        } => out.extend_from_slice(&record::<TRADE_LEN>(
+            b'T',
+            &symbol,
+            &[buy_user, buy_order_id, sell_user, sell_order_id, price, qty],
+        )),
         OutputMsg::TopOfBook {
             symbol,
             side,
             level,
         } => {
-            put_header(out, b'B');
-            put_symbol(out, &symbol);
-            out.push(side.as_byte());
             let (price, qty) = level.unwrap_or((0, 0));
-            put_u32(out, price);
-            put_u32(out, qty);
-            out.push(0);
+            let mut b = record::<TOP_OF_BOOK_LEN>(b'B', &symbol, &[]);
+            b[10] = side.as_byte();
+            b[11..15].copy_from_slice(&price.to_be_bytes());
+            b[15..19].copy_from_slice(&qty.to_be_bytes());
+            out.extend_from_slice(&b);
         }
         OutputMsg::Reject {
             symbol,
@@ -209,11 +211,9 @@ pub fn encode_output(msg: &OutputMsg, out: &mut Vec<u8>) {
             user_order_id,
             reason,
         } => {
-            put_header(out, b'R');
-            put_symbol(out, &symbol);
-            put_u32(out, user);
-            put_u32(out, user_order_id);
-            out.push(reason.code());
+            let mut b = record::<REJECT_LEN>(b'R', &symbol, &[user, user_order_id]);
+            b[18] = reason.code();
+            out.extend_from_slice(&b);
         }
     }
 }

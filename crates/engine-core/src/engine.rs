@@ -421,18 +421,19 @@ impl Engine {
             return reject(RejectReason::InvalidOrderId, sink);
         }
         let key = order_key(c.user, c.user_order_id);
-        let Some(&slot) = self.index.get(&key) else {
+        // Removed right away (one probe of the index); put back on the rare symbol mismatch.
+        let Some(slot) = self.index.remove(&key) else {
             return reject(RejectReason::OrderNotFound, sink);
         };
         let b = self.arena.get(slot).book();
         let book = &mut self.books[b];
         if given.is_some_and(|s| s != book.symbol) {
+            self.index.insert(key, slot);
             return reject(RejectReason::OrderNotFound, sink);
         }
         let before = book.tops();
         book.unlink(&mut self.arena, slot);
         self.arena.free(slot);
-        self.index.remove(&key);
         sink.emit(
             &OutputMsg::CancelAck {
                 symbol: book.symbol,
