@@ -157,3 +157,37 @@ def test_refuses_a_port_already_in_use(tmp_path):
 def test_stack_script_is_valid_bash():
     subprocess.run(["bash", "-n", str(REPO / "scripts" / "stack")], check=True)
     assert os.access(REPO / "scripts" / "stack", os.X_OK)
+
+
+GUIDE = REPO.parent / "shared" / "guides" / "matching-engine-docker.md"
+
+
+@pytest.mark.skipif(not GUIDE.exists(), reason="shared/guides not beside the repository")
+def test_guide_commands_work_against_the_stack(stack):
+    """The matching-engine guide's non-Docker commands, taken from the guide itself, with its
+    ports replaced by the stack's."""
+    guide = GUIDE.read_text()
+
+    def run(cmd: str) -> str:
+        cmd = re.sub(r"\b1234\b", str(stack.tcp_port), cmd)
+        cmd = re.sub(r"\b1235\b", str(stack.udp_port), cmd)
+        r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (cmd, r.stdout, r.stderr)
+        return r.stdout
+
+    health = re.search(r'^nc -z localhost 1234 && echo "TCP OK".*$', guide, re.M).group(0)
+    assert run(health).strip() == "TCP OK"
+    # In the guide's order (new order, cancel, flush), each once.
+    udp = list(dict.fromkeys(re.findall(r'^echo "[^"]*" \| nc -u -w1 localhost 1235$', guide, re.M)))
+    assert len(udp) >= 3, udp  # new order, cancel, flush
+    outputs = {cmd: run(cmd) for cmd in udp}
+    new_order = 'echo "N, 1, IBM, 10000, 100, B, 1" | nc -u -w1 localhost 1235'
+    assert "A, IBM, 1, 1" in outputs[new_order]
+    # The guide flushes (its UDP health check) before it cancels: the cancel finds nothing.
+    assert "R, IBM, 1, 1, 4" in outputs['echo "C, 1, 1, IBM" | nc -u -w1 localhost 1235']
+
+    # The guide's TCP client: one framed request, one framed response.
+    snippet = re.search(r"```python\n(import socket\nimport struct\n\ndef send_tcp_order.*?)```",
+                        guide, re.S).group(1)
+    out = run("python3 - <<'PYEOF'\n" + snippet + "PYEOF")
+    assert "Response: A, AAPL, 1, 1" in out, out
