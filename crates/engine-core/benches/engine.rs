@@ -50,7 +50,9 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(w.stream.len() as u64));
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(10));
-    g.bench_function("binary_out", |b| b.iter_custom(|iters| run::<false>(&w, iters)));
+    g.bench_function("binary_out", |b| {
+        b.iter_custom(|iters| run::<false>(&w, iters))
+    });
     g.bench_function("csv_out", |b| b.iter_custom(|iters| run::<true>(&w, iters)));
     g.finish();
 }

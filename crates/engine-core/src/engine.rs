@@ -477,3 +477,185 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Routed(Vec<(OutputMsg, Route)>);
+
+    impl Sink for Routed {
+        fn emit(&mut self, msg: &OutputMsg, route: Route) {
+            self.0.push((*msg, route));
+        }
+    }
+
+    fn sym(s: &str) -> Symbol {
+        Symbol::new(s.as_bytes()).unwrap()
+    }
+
+    fn new(user: u32, s: &str, price: u32, qty: u32, side: Side, oid: u32) -> InputMsg {
+        InputMsg::New(NewOrder {
+            user,
+            symbol: sym(s),
+            symbol_too_long: false,
+            price,
+            qty,
+            side,
+            user_order_id: oid,
+        })
+    }
+
+    fn routes(out: &Routed) -> Vec<Route> {
+        out.0.iter().map(|(_, r)| *r).collect()
+    }
+
+    #[test]
+    fn trades_go_to_both_owners_and_tops_to_market_data() {
+        let mut e = Engine::new(EngineConfig::default());
+        let mut out = Routed::default();
+        e.process(7, &new(1, "IBM", 10, 5, Side::Sell, 1), &mut out);
+        assert_eq!(routes(&out), [Route::Origin, Route::MarketData]);
+        out.0.clear();
+        e.process(9, &new(2, "IBM", 10, 5, Side::Buy, 1), &mut out);
+        assert_eq!(
+            routes(&out),
+            [
+                Route::Origin,
+                Route::Trade {
+                    buyer: 9,
+                    seller: 7
+                },
+                Route::MarketData
+            ]
+        );
+    }
+
+    #[test]
+    fn flush_acks_go_to_each_owner_and_disconnect_cancels_only_that_clients_orders() {
+        let mut e = Engine::new(EngineConfig::default());
+        let mut out = Routed::default();
+        e.process(1, &new(1, "IBM", 10, 5, Side::Buy, 1), &mut out);
+        e.process(2, &new(2, "IBM", 10, 5, Side::Buy, 2), &mut out);
+        e.process(2, &new(2, "AAPL", 11, 5, Side::Sell, 3), &mut out);
+        out.0.clear();
+        e.cancel_client_orders(2, &mut out);
+        assert_eq!(
+            out.0,
+            [
+                (
+                    OutputMsg::CancelAck {
+                        symbol: sym("AAPL"),
+                        user: 2,
+                        user_order_id: 3
+                    },
+                    Route::Client(2)
+                ),
+                (
+                    OutputMsg::TopOfBook {
+                        symbol: sym("AAPL"),
+                        side: Side::Sell,
+                        level: None
+                    },
+                    Route::MarketData
+                ),
+                (
+                    OutputMsg::CancelAck {
+                        symbol: sym("IBM"),
+                        user: 2,
+                        user_order_id: 2
+                    },
+                    Route::Client(2)
+                ),
+                (
+                    OutputMsg::TopOfBook {
+                        symbol: sym("IBM"),
+                        side: Side::Buy,
+                        level: Some((10, 5))
+                    },
+                    Route::MarketData
+                ),
+            ]
+        );
+        assert!(e.owns_order(1, 1) && !e.owns_order(2, 2));
+        out.0.clear();
+        e.process(5, &InputMsg::Flush, &mut out);
+        assert_eq!(routes(&out), [Route::Client(1), Route::MarketData]);
+        assert_eq!(e.resting_orders(), 0);
+    }
+
+    #[test]
+    fn capacity_limits_reject_only_orders_that_would_rest() {
+        let config = EngineConfig {
+            max_orders_per_book: 2,
+            max_levels_per_book: 1,
+            max_symbols: 1,
+        };
+        let mut e = Engine::new(config);
+        let mut out = Vec::new();
+        e.process(0, &new(1, "IBM", 10, 5, Side::Buy, 1), &mut out);
+        // A second bid level: no room (levels per side).
+        e.process(0, &new(1, "IBM", 9, 5, Side::Buy, 2), &mut out);
+        // Same level: fine; now the book is full (2 orders).
+        e.process(0, &new(1, "IBM", 10, 5, Side::Buy, 3), &mut out);
+        // A sell that would rest: book full. One that is filled completely: accepted.
+        e.process(0, &new(2, "IBM", 11, 1, Side::Sell, 1), &mut out);
+        e.process(0, &new(2, "IBM", 10, 7, Side::Sell, 2), &mut out);
+        // A second symbol: pool exhausted.
+        e.process(0, &new(2, "AAPL", 10, 7, Side::Sell, 3), &mut out);
+        let rejects: Vec<(u32, RejectReason)> = out
+            .iter()
+            .filter_map(|m| match m {
+                OutputMsg::Reject {
+                    user_order_id,
+                    reason,
+                    ..
+                } => Some((*user_order_id, *reason)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            rejects,
+            [
+                (2, RejectReason::BookFull),
+                (1, RejectReason::BookFull),
+                (3, RejectReason::PoolExhausted)
+            ]
+        );
+        assert_eq!(e.top_of_book(sym("IBM"), Side::Buy), Some((10, 3)));
+    }
+
+    #[test]
+    fn prices_above_the_configured_maximum_are_rejected_with_code_3() {
+        let mut e = Engine::new(EngineConfig::default());
+        e.set_max_price(1000);
+        let mut out = Vec::new();
+        e.process(0, &new(1, "IBM", 1001, 5, Side::Buy, 1), &mut out);
+        e.process(0, &new(1, "IBM", 1000, 5, Side::Buy, 2), &mut out);
+        assert!(matches!(
+            out[0],
+            OutputMsg::Reject {
+                reason: RejectReason::InvalidPrice,
+                ..
+            }
+        ));
+        assert!(matches!(out[1], OutputMsg::Ack { .. }));
+    }
+
+    #[test]
+    fn level_totals_beyond_u32_are_reported_saturated() {
+        let mut e = Engine::new(EngineConfig::default());
+        let mut out = Vec::new();
+        e.process(0, &new(1, "IBM", 10, u32::MAX, Side::Buy, 1), &mut out);
+        e.process(0, &new(1, "IBM", 10, 5, Side::Buy, 2), &mut out);
+        assert_eq!(e.top_of_book(sym("IBM"), Side::Buy), Some((10, u32::MAX)));
+        out.clear();
+        e.process(0, &new(2, "IBM", 10, 6, Side::Sell, 1), &mut out);
+        // 4294967295 + 5 - 6 = 4294967294: back in range, and a change.
+        assert_eq!(
+            e.top_of_book(sym("IBM"), Side::Buy),
+            Some((10, u32::MAX - 1))
+        );
+    }
+}

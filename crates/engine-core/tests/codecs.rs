@@ -10,7 +10,13 @@ use proptest::prelude::*;
 /// Symbols that survive CSV (no commas, spaces, NULs or `#`), 0 to 8 bytes.
 fn symbol(min: usize) -> impl Strategy<Value = Symbol> {
     proptest::collection::vec(
-        prop_oneof![b'A'..=b'Z', b'a'..=b'z', b'0'..=b'9', Just(b'.'), Just(b'_')],
+        prop_oneof![
+            b'A'..=b'Z',
+            b'a'..=b'z',
+            b'0'..=b'9',
+            Just(b'.'),
+            Just(b'_')
+        ],
         min..=SYMBOL_LEN,
     )
     .prop_map(|b| Symbol::new(&b).unwrap())
@@ -26,17 +32,25 @@ fn reason() -> impl Strategy<Value = RejectReason> {
 
 fn input() -> impl Strategy<Value = InputMsg> {
     prop_oneof![
-        (symbol(0), any::<u32>(), any::<u32>(), any::<u32>(), side(), any::<u32>()).prop_map(
-            |(symbol, user, price, qty, side, user_order_id)| InputMsg::New(NewOrder {
-                user,
-                symbol,
-                symbol_too_long: false,
-                price,
-                qty,
-                side,
-                user_order_id,
-            })
-        ),
+        (
+            symbol(0),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            side(),
+            any::<u32>()
+        )
+            .prop_map(
+                |(symbol, user, price, qty, side, user_order_id)| InputMsg::New(NewOrder {
+                    user,
+                    symbol,
+                    symbol_too_long: false,
+                    price,
+                    qty,
+                    side,
+                    user_order_id,
+                })
+            ),
         // An empty cancel symbol means "none given" in both codecs.
         (any::<u32>(), any::<u32>(), proptest::option::of(symbol(1))).prop_map(
             |(user, user_order_id, symbol)| InputMsg::Cancel(CancelOrder {
@@ -52,18 +66,16 @@ fn input() -> impl Strategy<Value = InputMsg> {
 fn output() -> impl Strategy<Value = OutputMsg> {
     let ids = || (symbol(0), any::<u32>(), any::<u32>());
     prop_oneof![
-        ids()
-            .prop_map(|(symbol, user, user_order_id)| OutputMsg::Ack {
-                symbol,
-                user,
-                user_order_id
-            }),
-        ids()
-            .prop_map(|(symbol, user, user_order_id)| OutputMsg::CancelAck {
-                symbol,
-                user,
-                user_order_id
-            }),
+        ids().prop_map(|(symbol, user, user_order_id)| OutputMsg::Ack {
+            symbol,
+            user,
+            user_order_id
+        }),
+        ids().prop_map(|(symbol, user, user_order_id)| OutputMsg::CancelAck {
+            symbol,
+            user,
+            user_order_id
+        }),
         (symbol(1), any::<[u32; 6]>()).prop_map(|(symbol, v)| OutputMsg::Trade {
             symbol,
             buy_user: v[0],

@@ -198,8 +198,18 @@ impl Model {
             let fill = left.min(best.qty);
             left -= fill;
             let (buy, sell, buyer, seller) = match o.side {
-                Side::Buy => ((o.user, o.user_order_id), (best.user, best.oid), origin, best.client),
-                Side::Sell => ((best.user, best.oid), (o.user, o.user_order_id), best.client, origin),
+                Side::Buy => (
+                    (o.user, o.user_order_id),
+                    (best.user, best.oid),
+                    origin,
+                    best.client,
+                ),
+                Side::Sell => (
+                    (best.user, best.oid),
+                    (o.user, o.user_order_id),
+                    best.client,
+                    origin,
+                ),
             };
             out.push((
                 OutputMsg::Trade {

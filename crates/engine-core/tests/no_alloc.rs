@@ -121,6 +121,9 @@ fn steady_state_processing_does_not_allocate() {
         sink.0.clear();
     }
     COUNTING.store(false, Ordering::Relaxed);
-    assert!(engine.resting_orders() > 100, "flow too thin to mean anything");
+    assert!(
+        engine.resting_orders() > 100,
+        "flow too thin to mean anything"
+    );
     assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0);
 }

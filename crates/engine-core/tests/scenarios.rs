@@ -17,7 +17,10 @@ fn replay(input: &[u8]) -> (String, String) {
     let mut out = Vec::new();
     let mut err = Vec::new();
     engine_core::replay::run(input, &mut out, &mut err).unwrap();
-    (String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
 }
 
 fn inputs() -> Vec<PathBuf> {
@@ -101,10 +104,7 @@ fn odd_reference_scenarios_match_the_original_engine() {
 fn unparseable_lines_are_reported_with_their_line_numbers() {
     let input = fs::read(dir().join("24-unparseable-lines.in")).unwrap();
     let (_, err) = replay(&input);
-    let numbers: Vec<&str> = err
-        .lines()
-        .map(|l| l.split(':').next().unwrap())
-        .collect();
+    let numbers: Vec<&str> = err.lines().map(|l| l.split(':').next().unwrap()).collect();
     let expected: Vec<String> = (4..=14).map(|n| format!("line {n}")).collect();
     assert_eq!(numbers, expected, "{err}");
 }
