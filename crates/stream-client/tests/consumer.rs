@@ -149,14 +149,15 @@ async fn survivor_takes_over_a_killed_member_without_a_gap() {
     .await;
     let dead: Vec<u32> = a.assignment().to_vec();
     assert_eq!(b.assignment().len(), 2);
-    // a commits what it has handled, takes one more batch it never commits, then dies
+    // a commits what it has handled, takes one more batch it never commits, then dies. The
+    // commit is a sign of life, so a's session cannot end before `alive` + 1.5 s.
+    let alive = Instant::now();
     a.commit().await.unwrap();
     let mut committed = BTreeMap::new();
     for &p in &dead {
         committed.insert(p, c.fetch_offset("g", "t", p).await.unwrap().unwrap_or(0));
     }
     let _uncommitted = a.poll().await.unwrap();
-    let died = Instant::now();
     a.abort(); // no commit, no LEAVE_GROUP, no more heartbeats
 
     // b keeps polling; after a's session times out b owns all four partitions ...
@@ -168,7 +169,7 @@ async fn survivor_takes_over_a_killed_member_without_a_gap() {
     })
     .await;
     assert!(
-        died.elapsed() >= Duration::from_millis(1000),
+        alive.elapsed() >= Duration::from_millis(1500),
         "took over before the session timeout"
     );
     // ... and consumes to the end of every partition
