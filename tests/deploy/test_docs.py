@@ -148,3 +148,22 @@ def test_relative_links_resolve(doc):
             continue
         path = (doc.parent / target.split("#")[0]).resolve()
         assert path.exists(), f"{doc.name}: broken link {target}"
+
+
+def test_deploy_files_set_only_variables_the_programs_read():
+    """A typo in an environment variable is silently ignored by the program: every STREAM_*,
+    ENGINE_* and COINBASE_* name set in the compose files, Kubernetes manifests, ECS task
+    definitions and the Dockerfile must be one that some program's --help lists."""
+    known = set()
+    for program in ("stream-server", "matching_engine", "coinbase-bridge", "stream-cli"):
+        known |= set(help_options(bin_path(program)))
+    files = [REPO / "Dockerfile", REPO / "docker-compose.yml", REPO / "docker-compose.host.yml",
+             *sorted((REPO / "deploy").rglob("*.yaml")), *sorted((REPO / "deploy").rglob("*.json"))]
+    for f in files:
+        text = f.read_text()
+        # Names that are set: `NAME:` / `NAME=` / `"name": "NAME"` / `- name: NAME`.
+        set_here = set(re.findall(r"\b((?:STREAM|ENGINE|COINBASE)_[A-Z0-9_]+)\s*[:=](?!-)", text))
+        set_here |= set(re.findall(r'"name":\s*"((?:STREAM|ENGINE|COINBASE)_[A-Z0-9_]+)"', text))
+        set_here |= set(re.findall(r"name:\s*((?:STREAM|ENGINE|COINBASE)_[A-Z0-9_]+)", text))
+        unknown = sorted(set_here - known)
+        assert not unknown, f"{f.relative_to(REPO)} sets variables no program reads: {unknown}"
