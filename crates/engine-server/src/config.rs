@@ -108,6 +108,15 @@ pub struct ServerConfig {
     #[arg(long, env = "ENGINE_CLIENT_QUEUE_BYTES", default_value_t = 4 << 20)]
     pub client_queue_bytes: usize,
 
+    /// Microseconds an idle processor thread polls its queue before parking (threaded mode).
+    #[arg(long, env = "ENGINE_PROCESSOR_SPIN_US", default_value_t = 20)]
+    pub processor_spin_us: u64,
+
+    /// Microseconds the I/O thread polls for processor output after a batch of input before
+    /// returning to the event loop (threaded mode; 0 = never).
+    #[arg(long, env = "ENGINE_IO_SPIN_US", default_value_t = 0)]
+    pub io_spin_us: u64,
+
     /// Capacity (messages) of each lock-free queue between the I/O thread and a processor.
     #[arg(long, env = "ENGINE_QUEUE_CAPACITY", default_value_t = 65536)]
     pub queue_capacity: usize,

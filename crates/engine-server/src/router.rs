@@ -19,7 +19,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle, Thread};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use engine_core::{
@@ -101,17 +101,21 @@ pub struct Router {
     inflight: FxHashMap<Key, (usize, u32)>,
 }
 
-/// Processor threads spin this many times on an empty queue before parking: a short spin keeps
-/// the latency of a busy stream low without burning a shared core when idle.
-const SPIN_BEFORE_PARK: u32 = 2_000;
-
 /// Notify the I/O thread at least every this many jobs even while more input is queued, so
 /// output keeps flowing under sustained load.
 const NOTIFY_EVERY: u32 = 64;
 
 impl Router {
     /// Starts `n` processor threads; `wake_io` is signalled when output is ready.
-    pub fn start(n: usize, queue_capacity: usize, wake_io: Arc<Notify>) -> anyhow::Result<Router> {
+    ///
+    /// `spin` is how long an idle processor polls its queue before parking: a short spin keeps
+    /// the latency of a busy stream low; a long one burns a core the I/O thread may need.
+    pub fn start(
+        n: usize,
+        queue_capacity: usize,
+        spin: Duration,
+        wake_io: Arc<Notify>,
+    ) -> anyhow::Result<Router> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut procs = Vec::with_capacity(n);
         for i in 0..n {
@@ -122,7 +126,7 @@ impl Router {
             let wake = wake_io.clone();
             let join = thread::Builder::new()
                 .name(format!("processor-{i}"))
-                .spawn(move || processor(job_rx, out_tx, wake, stop))
+                .spawn(move || processor(job_rx, out_tx, wake, stop, spin))
                 .with_context(|| format!("spawn processor thread {i}"))?;
             procs.push(Proc {
                 tx,
@@ -140,6 +144,11 @@ impl Router {
             live: FxHashMap::default(),
             inflight: FxHashMap::default(),
         })
+    }
+
+    /// True when every job sent has been delivered.
+    pub fn idle(&self) -> bool {
+        self.fifo.is_empty()
     }
 
     /// Number of processors.
@@ -501,14 +510,15 @@ fn processor(
     mut tx: Producer<Out>,
     wake: Arc<Notify>,
     stop: Arc<AtomicBool>,
+    spin: Duration,
 ) {
     let mut engine = Engine::new(EngineConfig::default());
     let mut since_notify = 0u32;
-    let mut idle = 0u32;
+    let mut idle_since: Option<Instant> = None;
     loop {
         match rx.pop() {
             Ok(job) => {
-                idle = 0;
+                idle_since = None;
                 let mut sink = ProcSink {
                     tx: &mut tx,
                     wake: &wake,
@@ -536,8 +546,8 @@ fn processor(
                 if stop.load(Ordering::Acquire) {
                     return;
                 }
-                idle += 1;
-                if idle < SPIN_BEFORE_PARK {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < spin {
                     std::hint::spin_loop();
                 } else {
                     // The I/O thread unparks after every push; the timeout only bounds how long

@@ -12,6 +12,8 @@
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -46,6 +48,10 @@ struct Args {
     /// Orders per write call (throughput mode).
     #[arg(long, default_value_t = 256)]
     batch: u32,
+    /// Most orders a client has sent but not seen acked (throughput mode). Bounds the output the
+    /// server queues for the client, which disconnects consumers that fall too far behind.
+    #[arg(long, default_value_t = 16_384)]
+    window: u32,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -204,12 +210,21 @@ fn throughput(args: &Args) -> anyhow::Result<()> {
             }
         }
         cuts.push(bytes.len());
-        let writer = std::thread::spawn(move || -> anyhow::Result<()> {
-            for w in cuts.windows(2) {
-                wr.write_all(&bytes[w[0]..w[1]]).context("write orders")?;
-            }
-            Ok(())
-        });
+        let acked = Arc::new(AtomicU32::new(0));
+        let window = args.window.max(batch);
+        let writer = {
+            let acked = acked.clone();
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                for (k, w) in cuts.windows(2).enumerate() {
+                    let sent = (k as u32).saturating_mul(batch);
+                    while sent.saturating_sub(acked.load(Ordering::Acquire)) > window - batch {
+                        std::thread::yield_now();
+                    }
+                    wr.write_all(&bytes[w[0]..w[1]]).context("write orders")?;
+                }
+                Ok(())
+            })
+        };
         let reader = std::thread::spawn(move || -> anyhow::Result<Duration> {
             let mut responses = Responses::new(stream, wire);
             let t0 = Instant::now();
@@ -217,6 +232,9 @@ fn throughput(args: &Args) -> anyhow::Result<()> {
             while acks < orders {
                 if responses.next_is_ack()? {
                     acks += 1;
+                    if acks % 64 == 0 {
+                        acked.store(acks, Ordering::Release);
+                    }
                 }
             }
             Ok(t0.elapsed())
@@ -231,9 +249,10 @@ fn throughput(args: &Args) -> anyhow::Result<()> {
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "throughput {:?} over TCP, {} client(s), {} orders in {:.3} s: {:.0} orders/s",
+        "throughput {:?} over TCP, {} client(s), window {}, {} orders in {:.3} s: {:.0} orders/s",
         args.wire,
         args.clients,
+        args.window,
         total,
         secs,
         total as f64 / secs

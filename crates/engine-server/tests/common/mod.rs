@@ -32,6 +32,8 @@ const ENGINE_VARS: &[&str] = &[
     "ENGINE_CANCEL_ON_DISCONNECT",
     "ENGINE_CLIENT_QUEUE_BYTES",
     "ENGINE_QUEUE_CAPACITY",
+    "ENGINE_PROCESSOR_SPIN_US",
+    "ENGINE_IO_SPIN_US",
 ];
 
 /// A running matching_engine.
