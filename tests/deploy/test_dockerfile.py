@@ -219,3 +219,32 @@ def test_sources_include_nothing_the_context_excludes():
             target = (rs.parent / rel).resolve()
             inside = target.relative_to(REPO) if target.is_relative_to(REPO) else None
             assert inside is not None and not ignored(str(inside)), f"{rs}: {rel}"
+
+
+def test_deployment_files_use_the_images_targets_and_binaries():
+    """Compose build targets are Dockerfile stages; every command in compose, Kubernetes and
+    ECS files starts a binary the image installs (or tini in front of one)."""
+    import yaml
+
+    st = stages()
+    installed = {f"/usr/local/bin/{b}" for b in BINARIES}
+    commands = []
+    for f in ("docker-compose.yml", "docker-compose.host.yml"):
+        for name, svc in yaml.safe_load((REPO / f).read_text())["services"].items():
+            assert svc["build"]["target"] in st, (f, name)
+            if "command" in svc:
+                commands.append(svc["command"])
+    for f in sorted((REPO / "deploy" / "k8s").glob("*.yaml")):
+        for d in yaml.safe_load_all(f.read_text()):
+            if d and d["kind"] in ("Deployment", "StatefulSet"):
+                for c in d["spec"]["template"]["spec"]["containers"]:
+                    commands.append(c["command"])
+    for f in sorted((REPO / "deploy" / "ecs").glob("*.json")):
+        for c in json.loads(f.read_text())["containerDefinitions"]:
+            if "command" in c:
+                commands.append(c["command"])
+    assert commands
+    for cmd in commands:
+        if cmd[:2] == ["/usr/bin/tini", "--"]:
+            cmd = cmd[2:]
+        assert cmd[0] in installed, cmd
