@@ -127,12 +127,26 @@ class Stack:
             self.proc.wait(timeout=10)
 
 
-def start_stack(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Stack:
-    """Starts scripts/stack on free ports with a temporary data dir, using the built binaries."""
+def builds_in_ci() -> bool:
+    """True when scripts/stack may run its own `cargo build` in a test: in CI (nobody else
+    builds there, and scripts/test has just built the same dev-profile binaries, so it is a
+    quick no-op) and when the binaries under test are this checkout's target/debug ones."""
+    debug = REPO / "target" / "debug"
+    return os.environ.get("CI") == "true" and all(
+        bin_path(n).parent == debug for n in ("stream-server", "matching_engine", "stream-cli"))
+
+
+def start_stack(tmp_path: Path, extra_env: dict[str, str] | None = None,
+                build: bool = False) -> Stack:
+    """Starts scripts/stack on free ports with a temporary data dir. With `build`, the script
+    runs `cargo build` (dev profile) itself, as the README's command does; otherwise it runs the
+    binaries under test (STACK_BIN_DIR)."""
     server = bin_path("stream-server")
     engine = bin_path("matching_engine")
     bin_dir = server.parent
-    if engine.parent != bin_dir or not (bin_dir / "stream-cli").exists():
+    if build:
+        bin_dir = REPO / "target" / "debug"
+    elif engine.parent != bin_dir or not (bin_dir / "stream-cli").exists():
         # STACK_BIN_DIR wants one directory holding them all; link them together.
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir(exist_ok=True)
@@ -145,7 +159,6 @@ def start_stack(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Stac
     env = dict(os.environ)
     env.update(
         STACK_PROFILE="debug",
-        STACK_BIN_DIR=str(bin_dir),
         STACK_DATA_DIR=str(data_dir),
         STREAM_PORT=str(free_port()),
         ENGINE_TCP_PORT=str(free_port()),
@@ -153,6 +166,8 @@ def start_stack(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Stac
         STREAM_METRICS_PORT=str(free_port()),
         STACK_READY_TIMEOUT=str(int(READY_TIMEOUT)),
     )
+    if not build:
+        env["STACK_BIN_DIR"] = str(bin_dir)
     env.update(extra_env or {})
     proc = subprocess.Popen(
         [str(REPO / "scripts" / "stack")],

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy_helpers import REPO, bin_path, start_stack
+from deploy_helpers import READY_TIMEOUT, REPO, bin_path, builds_in_ci, start_stack
 
 README = REPO / "README.md"
 OPERATIONS = REPO / "docs" / "operations.md"
@@ -47,9 +47,11 @@ def test_readme_has_runnable_blocks():
 
 
 def test_readme_commands_run_against_the_stack(tmp_path):
-    stack = start_stack(tmp_path)
+    # In CI this also runs the stack's own `cargo build`, as the README's command does.
+    build = builds_in_ci()
+    stack = start_stack(tmp_path, build=build)
     try:
-        stack.wait_for("press Ctrl-C")
+        stack.wait_for("press Ctrl-C", timeout=900 if build else READY_TIMEOUT)
         env = dict(os.environ, STREAM_ADDR=f"127.0.0.1:{stack.stream_port}")
         ports = {"9092": stack.stream_port, "1234": stack.tcp_port, "1235": stack.udp_port}
         work = tmp_path / "work"
