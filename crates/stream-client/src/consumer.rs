@@ -77,7 +77,10 @@ struct Member {
 
 /// A member of a consumer group over one topic. Call [`GroupConsumer::poll`] in a loop.
 pub struct GroupConsumer {
+    addr: String,
     client: StreamClient,
+    /// Set after a connection failure: the next poll reconnects and rejoins.
+    reconnect: bool,
     config: ConsumerConfig,
     member: watch::Sender<Member>,
     rebalance: Arc<AtomicBool>,
@@ -106,7 +109,9 @@ impl GroupConsumer {
             wake.clone(),
         ));
         let mut c = GroupConsumer {
+            addr: addr.to_string(),
             client,
+            reconnect: false,
             config,
             member,
             rebalance,
@@ -222,6 +227,19 @@ impl GroupConsumer {
     /// A stale member gets `IllegalGeneration`/`RebalanceInProgress` and will rejoin on the
     /// next poll.
     pub async fn commit(&mut self) -> Result<(), ClientError> {
+        let r = self.commit_inner().await;
+        self.note_failure(r)
+    }
+
+    /// Marks the connection for replacement after an I/O or protocol failure.
+    fn note_failure<T>(&mut self, r: Result<T, ClientError>) -> Result<T, ClientError> {
+        if matches!(r, Err(ClientError::Io(_) | ClientError::Protocol(_))) {
+            self.reconnect = true;
+        }
+        r
+    }
+
+    async fn commit_inner(&mut self) -> Result<(), ClientError> {
         let m = self.member.borrow().clone();
         let todo: Vec<(u32, u64)> = self
             .positions
@@ -267,7 +285,7 @@ impl GroupConsumer {
 
     /// Commits, tolerating refusals that only mean "this member is stale".
     async fn commit_quietly(&mut self) -> Result<(), ClientError> {
-        match self.commit().await {
+        match self.commit_inner().await {
             Err(e) if e.needs_rejoin() => Ok(()),
             r => r,
         }
@@ -276,8 +294,21 @@ impl GroupConsumer {
     /// The next messages of the owned partitions (possibly none after `poll_wait`).
     ///
     /// Commits the previous poll's positions first (with `auto_commit`), and handles a
-    /// pending rebalance by rejoining.
+    /// pending rebalance by rejoining. After a connection failure (returned once as an `Io`
+    /// error) the next poll reconnects and rejoins, resuming from the committed offsets or
+    /// its own positions, whichever is further.
     pub async fn poll(&mut self) -> Result<Vec<Message>, ClientError> {
+        if self.reconnect {
+            self.client = StreamClient::connect(&self.addr).await?;
+            self.reconnect = false;
+            let r = self.rejoin().await;
+            self.note_failure(r)?;
+        }
+        let r = self.poll_inner().await;
+        self.note_failure(r)
+    }
+
+    async fn poll_inner(&mut self) -> Result<Vec<Message>, ClientError> {
         if self.config.auto_commit {
             self.commit_quietly().await?;
         }

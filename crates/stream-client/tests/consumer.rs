@@ -202,3 +202,42 @@ async fn survivor_takes_over_a_killed_member_without_a_gap() {
         assert_eq!(c.fetch_offset("g", "t", p).await.unwrap(), Some(40));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_reconnects_and_rejoins_after_a_server_restart() {
+    let mut s = common::start();
+    let mut c = StreamClient::connect(&s.addr).await.unwrap();
+    fill(&mut c, "t", 2, 30).await;
+    drop(c);
+    let mut m = GroupConsumer::join(&s.addr, config("g", "t"))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    poll_until(&mut m, &mut seen, Duration::from_secs(30), |_, s| {
+        s.len() >= 20
+    })
+    .await;
+    m.commit().await.unwrap();
+    s.restart();
+    // the first poll after the restart reports the broken connection; later ones recover
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut errors = 0;
+    while seen.len() < 60 {
+        assert!(Instant::now() < deadline, "no recovery after the restart");
+        match m.poll().await {
+            Ok(batch) => seen.extend(batch.iter().map(|m| (m.partition, m.offset))),
+            Err(e) => {
+                errors += 1;
+                assert!(errors < 10, "keeps failing: {e}");
+            }
+        }
+    }
+    let all: BTreeSet<(u32, u64)> = seen.iter().copied().collect();
+    assert_eq!(all.len(), 60, "every message, none lost");
+    assert_eq!(
+        seen.len(),
+        60,
+        "none repeated: positions survived the reconnect"
+    );
+    m.close().await.unwrap();
+}

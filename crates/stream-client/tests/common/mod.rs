@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::process::Command;
+use std::time::Duration;
 
 use tempfile::TempDir;
 use test_support::{bin_path, parse_addr, ServerProcess};
@@ -18,10 +19,20 @@ pub struct Server {
 /// clash between concurrently running tests) with extra flags.
 pub fn start_with(extra: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
+    let (proc, addr) = spawn(&dir, "0", extra);
+    Server { proc, addr, dir }
+}
+
+/// Starts stream-server with default settings.
+pub fn start() -> Server {
+    start_with(&[])
+}
+
+fn spawn(dir: &TempDir, port: &str, extra: &[&str]) -> (ServerProcess, String) {
     let mut cmd = Command::new(bin_path("stream-server"));
     cmd.args([
         "--port",
-        "0",
+        port,
         "--bind",
         "127.0.0.1",
         "--metrics-port",
@@ -35,12 +46,19 @@ pub fn start_with(extra: &[&str]) -> Server {
     let addr = parse_addr(&line)
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
-    Server { proc, addr, dir }
+    (proc, addr)
 }
 
-/// Starts stream-server with default settings.
-pub fn start() -> Server {
-    start_with(&[])
+impl Server {
+    /// Stops the server cleanly (SIGTERM) and starts it again on the same port and data.
+    pub fn restart(&mut self) {
+        let status = self.proc.terminate(Duration::from_secs(60));
+        assert!(status.success(), "stream-server exited with {status}");
+        let port = self.addr.rsplit(':').next().unwrap().to_string();
+        let (proc, addr) = spawn(&self.dir, &port, &[]);
+        assert_eq!(addr, self.addr);
+        self.proc = proc;
+    }
 }
 
 /// A unique topic name.
