@@ -157,6 +157,18 @@ impl Coordinator {
         }
         let partitions_changed = g.partitions != partitions;
         g.partitions = partitions;
+        // An original-protocol client has no way to say who it is when it joins again: one
+        // legacy member per (connection, group), so repeated JOIN_GROUPs do not pile up.
+        let legacy_existing = legacy_conn.and_then(|c| {
+            g.members
+                .iter()
+                .find(|(_, m)| m.legacy_conn == Some(c))
+                .map(|(id, _)| id.clone())
+        });
+        let consumer_id = match (&legacy_existing, consumer_id.is_empty()) {
+            (Some(id), true) => id.as_str(),
+            _ => consumer_id,
+        };
         let id = if consumer_id.is_empty() {
             let n = self.next_member.fetch_add(1, Ordering::Relaxed);
             let id = format!("{group}-{:x}-{n:06}", self.epoch);
@@ -447,6 +459,10 @@ mod tests {
         let a = c.join("g", "t", 2, "", None, Some(7), t).unwrap();
         c.touch_connection(7, t + Duration::from_millis(900));
         assert!(c.evict_expired(t + Duration::from_millis(1500)).is_empty());
+        // Joining again on the same connection keeps the one member.
+        let again = c.join("g", "t", 2, "", None, Some(7), t).unwrap();
+        assert_eq!(again.consumer_id, a.consumer_id);
+        assert_eq!(c.summaries()[0].members.len(), 1);
         c.connection_closed(7);
         assert!(c.summaries()[0].members.is_empty());
         assert_eq!(

@@ -28,6 +28,12 @@ impl Drop for ConnGuard {
 
 /// Runs the server until SIGTERM/SIGINT, then drains and flushes.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    // Installed first, so that a signal sent as soon as the ready line appears is handled.
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    // Created once, before the loop: a signal stream only sees signals sent after it exists.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let log_cfg = cfg.log_config();
@@ -94,12 +100,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         max_in_flight: cfg.max_in_flight,
     };
     let mut conns = JoinSet::new();
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
     loop {
         tokio::select! {
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
-            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             accepted = listener.accept() => {
                 let (sock, peer) = match accepted {
