@@ -32,13 +32,15 @@ class GroupConsumer:
         idle_timeout: stop iterating after this many seconds without a message (None = never).
         auto_commit: commit processed offsets after each fetched batch and on close.
         start: "earliest" or "latest", where to begin on partitions without a committed offset.
+        reconnect_timeout: after a lost connection, keep trying to reconnect (and rejoin) for
+            this many seconds before raising (0 = raise at once).
     """
 
     def __init__(self, client, group: str, topic: str, session_timeout_ms: int = 0,
                  heartbeat_interval: float = 1.0, max_messages: int = 500,
                  max_bytes: int = 1 << 20, poll_wait_ms: int = 100,
                  idle_timeout: Optional[float] = None, auto_commit: bool = True,
-                 start: str = "earliest"):
+                 start: str = "earliest", reconnect_timeout: float = 30.0):
         if start not in ("earliest", "latest"):
             raise ValueError("start must be 'earliest' or 'latest'")
         self.client = client
@@ -52,6 +54,7 @@ class GroupConsumer:
         self.idle_timeout = idle_timeout
         self.auto_commit = auto_commit
         self.start = start
+        self.reconnect_timeout = reconnect_timeout
         self.consumer_id = ""
         self.generation = 0
         self.partitions: List[int] = []
@@ -148,24 +151,28 @@ class GroupConsumer:
         idle_since = time.monotonic()
         turn = 0
         while not self._closed:
-            self._maybe_heartbeat()
-            if not self.partitions:
-                # More members than partitions: stay alive and wait for a rebalance.
-                if self._idle(idle_since):
-                    return
-                time.sleep(min(self.heartbeat_interval, 0.1))
-                continue
-            part = self.partitions[turn % len(self.partitions)]
-            turn += 1
-            # Wait only when a full round of partitions came back empty.
-            wait = self.poll_wait_ms if turn % len(self.partitions) == 0 else 0
-            gen = self.generation
             try:
-                fetched = self.client.fetch_wait(self.topic, part, self.positions[part],
-                                                 self.max_messages, self.max_bytes, wait)
-            except errors.InvalidOffset:
-                # Below the log start (retention) or past the end (topic recreated).
-                self.positions[part] = self._reset(part)
+                self._maybe_heartbeat()
+                if not self.partitions:
+                    # More members than partitions: stay alive and wait for a rebalance.
+                    if self._idle(idle_since):
+                        return
+                    time.sleep(min(self.heartbeat_interval, 0.1))
+                    continue
+                part = self.partitions[turn % len(self.partitions)]
+                turn += 1
+                # Wait only when a full round of partitions came back empty.
+                wait = self.poll_wait_ms if turn % len(self.partitions) == 0 else 0
+                gen = self.generation
+                try:
+                    fetched = self.client.fetch_wait(self.topic, part, self.positions[part],
+                                                     self.max_messages, self.max_bytes, wait)
+                except errors.InvalidOffset:
+                    # Below the log start (retention) or past the end (topic recreated).
+                    self.positions[part] = self._reset(part)
+                    continue
+            except (errors.ConnectionClosed, errors.ClientTimeout):
+                self._recover()
                 continue
             if fetched.messages:
                 idle_since = time.monotonic()
@@ -174,13 +181,37 @@ class GroupConsumer:
                 if self.generation != gen or part not in self.positions:
                     break  # rebalanced while the caller processed the message
                 self.positions[part] = m.offset + 1
-                self._maybe_heartbeat()
+                try:
+                    self._maybe_heartbeat()
+                except (errors.ConnectionClosed, errors.ClientTimeout):
+                    self._recover()
                 if self.generation != gen:
                     break
             if self.auto_commit and fetched.messages:
-                self._commit_quietly()
+                try:
+                    self._commit_quietly()
+                except (errors.ConnectionClosed, errors.ClientTimeout):
+                    self._recover()
             if not fetched.messages and self._idle(idle_since):
                 return
+
+    def _recover(self) -> None:
+        """Reconnects and rejoins after a lost connection (e.g. a server restart), resuming
+        from the committed offsets or our own positions, whichever is further."""
+        deadline = time.monotonic() + self.reconnect_timeout
+        delay = 0.05
+        while True:
+            self.client.close()
+            try:
+                self.client.connect()
+                self.join()
+                return
+            except (errors.ConnectionClosed, errors.ClientTimeout):
+                if time.monotonic() >= deadline:
+                    raise
+            # Backoff between attempts: there is nothing to wait on but time.
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _idle(self, since: float) -> bool:
         return self.idle_timeout is not None and time.monotonic() - since >= self.idle_timeout

@@ -25,12 +25,13 @@ def server_bin() -> str:
 class Server:
     """A running stream-server; `host`/`port` come from its "listening on" log line."""
 
-    def __init__(self, data_dir, extra_args=()):
+    def __init__(self, data_dir, extra_args=(), port=0):
         self.data_dir = str(data_dir)
+        self.extra_args = tuple(extra_args)
         self.log = []
         self.proc = subprocess.Popen(
             # No metrics endpoint: its fixed default port would clash between test servers.
-            [server_bin(), "--port", "0", "--bind", "127.0.0.1", "--data-dir", self.data_dir,
+            [server_bin(), "--port", str(port), "--bind", "127.0.0.1", "--data-dir", self.data_dir,
              "--metrics-port", "off", *extra_args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         ready = threading.Event()
@@ -74,6 +75,13 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def restart(self):
+        """Stops the server (SIGTERM) and starts it again on the same port and data."""
+        self.stop()
+        port = self.port
+        self.__init__(self.data_dir, self.extra_args, port)
+        assert self.port == port
 
     def kill(self):
         self.proc.kill()

@@ -135,3 +135,24 @@ def test_killed_member_is_evicted_and_survivor_continues_without_gap(server, top
     assert expected <= set(seen1) | set(seen2)
     m2.close()
     c2.close()
+
+
+def test_consumer_recovers_from_a_server_restart(fresh_server, topic):
+    group = "g-" + topic
+    with fresh_server.client() as c:
+        c.create_topic(topic, 2)
+        for part in range(2):
+            c.produce_batch(topic, [(b"", b"%d-%d" % (part, i)) for i in range(30)],
+                            partition=part)
+    c = fresh_server.client()
+    consumer = c.consumer(group, topic, heartbeat_interval=0.2, idle_timeout=5.0)
+    seen = []
+    for m in consumer:
+        seen.append((m.partition, m.offset))
+        if len(seen) == 20:
+            fresh_server.restart()
+        if len(seen) == 60:
+            break
+    consumer.close()
+    c.close()
+    assert sorted(set(seen)) == sorted((p, o) for p in range(2) for o in range(30))
