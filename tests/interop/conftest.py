@@ -39,7 +39,10 @@ def stream_server(tmp_path):
     exe = binary("STREAM_SERVER_BIN", "stream-server")
     data = tmp_path / "stream-data"
     data.mkdir()
-    p = Process([exe, "--port", "0", "--bind", "127.0.0.1", "--data-dir", str(data)])
+    # --metrics-port off: the default 9100 would collide with parallel servers.
+    p = Process(
+        [exe, "--port", "0", "--bind", "127.0.0.1", "--metrics-port", "off", "--data-dir", str(data)]
+    )
     try:
         line = p.wait_for(r"listening on")
         addr = re.search(r"(\d+\.\d+\.\d+\.\d+:\d+)", line).group(1)

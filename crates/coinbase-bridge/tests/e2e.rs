@@ -466,7 +466,15 @@ async fn market_data_and_executions_reach_the_stream_server_across_reconnects() 
 
     let mut server_cmd = Command::new(bin_path("stream-server"));
     server_cmd
-        .args(["--port", "0", "--bind", "127.0.0.1", "--data-dir"])
+        .args([
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--metrics-port",
+            "off",
+            "--data-dir",
+        ])
         .arg(&data);
     let (_server, line) =
         tokio::task::spawn_blocking(move || ServerProcess::spawn(server_cmd, "listening on"))
@@ -582,4 +590,150 @@ async fn market_data_and_executions_reach_the_stream_server_across_reconnects() 
 
 fn libc_sigterm() -> i32 {
     15 // SIGTERM on Linux
+}
+
+/// The stream server is down when data arrives: the bridge buffers (bounded), counts and
+/// logs what it must drop, and publishes the buffer in order once the server comes up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffers_while_the_stream_server_is_down_and_counts_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port with nothing listening yet; the server is started on it later.
+    let stream_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let stream_addr = format!("127.0.0.1:{stream_port}");
+
+    let (acceptor, ca) = tls_acceptor(dir.path());
+    let md = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let md_port = md.local_addr().unwrap().port();
+    let (first_sent_tx, first_sent_rx) = tokio::sync::oneshot::channel::<()>();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let gateway = tokio::spawn(async move {
+        let mut p = Peer::accept(&md, &acceptor).await;
+        p.logon().await;
+        p.subscriptions().await;
+        p.send(
+            "W",
+            T_SNAP1,
+            &[
+                (83, "1"),
+                (55, "BTC-USD"),
+                (268, "1"),
+                (269, "0"),
+                (278, "o1"),
+                (270, "1.01"),
+                (271, "1"),
+            ],
+        )
+        .await;
+        first_sent_tx.send(()).unwrap();
+        go_rx.await.unwrap();
+        // Seven more; with one record held by the publisher and a buffer of 5, the last two
+        // cannot be buffered.
+        for i in 2..=8u32 {
+            let (id, rpt, px) = (format!("o{i}"), i.to_string(), format!("1.0{i}"));
+            p.send(
+                "X",
+                T_SNAP1,
+                &[
+                    (268, "1"),
+                    (279, "0"),
+                    (269, "0"),
+                    (278, &id),
+                    (83, &rpt),
+                    (55, "BTC-USD"),
+                    (270, &px),
+                    (271, "1"),
+                    (60, T_X1),
+                ],
+            )
+            .await;
+        }
+        p.send("1", T_SNAP1, &[(112, "sync")]).await;
+        assert_eq!(p.recv_type("0").await.req(112), "sync");
+        p
+    });
+
+    let mut cmd = Command::new(bin_path("coinbase-bridge"));
+    cmd.current_dir(dir.path())
+        .env("COINBASE_API_KEY", API_KEY)
+        .env("COINBASE_API_SECRET", SECRET)
+        .env("COINBASE_PASSPHRASE", PASSPHRASE)
+        .env("RUST_LOG", "info")
+        .args(["--md-host", "127.0.0.1", "--md-port", &md_port.to_string()])
+        .args(["--executions", "none", "--symbols", "BTC-USD,ETH-USD"])
+        .args(["--stream-addr", &stream_addr, "--buffer-capacity", "5"])
+        .arg("--ca-file")
+        .arg(&ca);
+    let (bridge, _) =
+        tokio::task::spawn_blocking(move || ServerProcess::spawn(cmd, "coinbase-bridge starting"))
+            .await
+            .unwrap();
+
+    first_sent_rx.await.unwrap();
+    // The publisher holds the first record and is retrying: now fill the buffer.
+    let bridge = tokio::task::spawn_blocking(move || {
+        let mut bridge = bridge;
+        bridge.wait_for_line("cannot publish to the stream server", STEP);
+        bridge
+    })
+    .await
+    .unwrap();
+    go_tx.send(()).unwrap();
+    let mut md_peer = tokio::time::timeout(STEP, gateway).await.unwrap().unwrap();
+    // Both drops are logged (the first, then every power of two), with topic and key.
+    let bridge = tokio::task::spawn_blocking(move || {
+        let mut bridge = bridge;
+        let l = bridge.wait_for_line("dropped record", STEP);
+        assert!(l.contains("dropped_total=1") && l.contains("key=o7"), "{l}");
+        let l = bridge.wait_for_line("dropped record", STEP);
+        assert!(l.contains("dropped_total=2") && l.contains("key=o8"), "{l}");
+        bridge
+    })
+    .await
+    .unwrap();
+
+    // The server comes up on the configured address; the buffer is published in order.
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut server_cmd = Command::new(bin_path("stream-server"));
+    server_cmd
+        .args([
+            "--port",
+            &stream_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--metrics-port",
+            "off",
+            "--data-dir",
+        ])
+        .arg(&data);
+    let (_server, _) =
+        tokio::task::spawn_blocking(move || ServerProcess::spawn(server_cmd, "listening on"))
+            .await
+            .unwrap();
+    let got = fetch_all(&stream_addr, "coinbase.BTC_USD", 6).await;
+    let mut want = vec![kv("o1", format!("BID|1.01|1|{T_SNAP1_MS}"))];
+    for i in 2..=6 {
+        want.push(kv(&format!("o{i}"), format!("BID|1.0{i}|1|{T_X1_MS}")));
+    }
+    assert_eq!(got, want, "{}", bridge.log_text());
+
+    bridge.signal(libc_sigterm());
+    let lo = md_peer.recv_type("5").await;
+    assert_eq!(lo.req(49), API_KEY);
+    md_peer.send("5", T_SNAP2, &[]).await;
+    let (status, log) = tokio::task::spawn_blocking(move || {
+        let mut bridge = bridge;
+        let s = bridge.wait_exit(Duration::from_secs(30));
+        (s, bridge.log_text())
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("published=6 dropped=2 rejected=0 lost=0"),
+        "{log}"
+    );
 }
