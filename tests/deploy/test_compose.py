@@ -109,6 +109,9 @@ def test_guide_overrides(tmp_path):
     assert me["healthcheck"]["test"][-1] == "8000"
     limits = me["deploy"]["resources"]["limits"]
     assert float(limits["cpus"]) == 4.0 and limits["memory"] == "2G"
+    # The service-level twins (what docker-compose v1 applies outside Swarm).
+    assert float(me["cpus"]) == 4.0
+    assert str(me["mem_limit"]).lower() in ("2g", str(2 << 30))
     for svc in cfg["services"].values():
         assert svc["image"].endswith(":v0.1.0")
 
