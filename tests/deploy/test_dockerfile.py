@@ -6,14 +6,16 @@ files the build needs but the context would exclude)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import socket
 import subprocess
 import tomllib
 
 import pytest
 
-from deploy_helpers import REPO
+from deploy_helpers import REPO, stack  # noqa: F401 (stack is a fixture)
 
 BINARIES = ["stream-server", "matching_engine", "coinbase-bridge", "stream-cli"]
 
@@ -248,3 +250,27 @@ def test_deployment_files_use_the_images_targets_and_binaries():
         if cmd[:2] == ["/usr/bin/tini", "--"]:
             cmd = cmd[2:]
         assert cmd[0] in installed, cmd
+
+
+def test_health_checks_probe_the_running_servers(stack, tmp_path):  # noqa: F811
+    """The images' HEALTHCHECK commands, run by sh as Docker would, against the stack's
+    servers: healthy when the port accepts, unhealthy when nothing listens, and healthy for an
+    engine with TCP turned off (nothing to probe)."""
+    st = stages()
+
+    def health(stage: str, env: dict[str, str]) -> int:
+        (args,) = args_of(st[stage], "HEALTHCHECK")
+        cmd = json.loads(args[args.index("CMD") + 3:].strip())
+        assert cmd[:2] == ["sh", "-c"]
+        return subprocess.run(cmd, env={"PATH": os.environ["PATH"], **env},
+                              timeout=30).returncode
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = str(s.getsockname()[1])  # bound, not listening: refuses connections
+        assert health("stream-processor", {"STREAM_PORT": str(stack.stream_port)}) == 0
+        assert health("stream-processor", {"STREAM_PORT": closed}) != 0
+        assert health("matching-engine", {"ENGINE_TCP_PORT": str(stack.tcp_port)}) == 0
+        assert health("matching-engine", {"ENGINE_TCP_PORT": closed}) != 0
+        assert health("matching-engine", {"ENGINE_TCP_PORT": closed,
+                                          "ENGINE_TCP_ENABLED": "false"}) == 0
