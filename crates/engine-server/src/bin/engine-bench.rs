@@ -21,7 +21,7 @@ use clap::{Parser, ValueEnum};
 use engine_core::{binary, csv, InputMsg, NewOrder, OutputMsg, Side, Symbol};
 use hdrhistogram::Histogram;
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(
     name = "engine-bench",
     about = "Load tool for matching_engine over TCP"
@@ -58,6 +58,10 @@ struct Args {
 enum Mode {
     Latency,
     Throughput,
+    /// The latency loop against an in-process echo thread that answers each frame with one
+    /// 22-byte frame: what kernel loopback TCP and two wake-ups cost on this machine, with no
+    /// engine (`--addr` is ignored).
+    EchoBaseline,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -71,7 +75,47 @@ fn main() -> anyhow::Result<()> {
     match args.mode {
         Mode::Latency => latency(&args),
         Mode::Throughput => throughput(&args),
+        Mode::EchoBaseline => echo_baseline(&args),
     }
+}
+
+fn echo_baseline(args: &Args) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("bind echo listener")?;
+    let addr = listener.local_addr().context("echo address")?;
+    let wire = args.wire;
+    std::thread::spawn(move || -> anyhow::Result<()> {
+        let (mut s, _) = listener.accept().context("accept")?;
+        s.set_nodelay(true).context("TCP_NODELAY")?;
+        // Answer every order frame with a binary-ack-sized frame, as the engine would.
+        let mut ack = Vec::new();
+        let msg = OutputMsg::Ack {
+            symbol: Symbol::new(b"LAT").unwrap_or_default(),
+            user: 1,
+            user_order_id: 1,
+        };
+        let start = ack.len();
+        ack.extend_from_slice(&[0; 4]);
+        match wire {
+            Wire::Binary => binary::encode_output(&msg, &mut ack),
+            Wire::Csv => {
+                csv::encode_output(&msg, &mut ack);
+                ack.push(b'\n');
+            }
+        }
+        let len = (ack.len() - start - 4) as u32;
+        ack[..4].copy_from_slice(&len.to_be_bytes());
+        let mut len = [0u8; 4];
+        let mut payload = vec![0u8; 65_536];
+        loop {
+            if s.read_exact(&mut len).is_err() {
+                return Ok(());
+            }
+            let n = u32::from_be_bytes(len) as usize;
+            s.read_exact(&mut payload[..n.min(65_536)]).context("read")?;
+            s.write_all(&ack).context("write")?;
+        }
+    });
+    latency(&Args { addr, ..args.clone() })
 }
 
 /// The i-th order of a client: buy on even, sell on odd, same price and quantity.
@@ -176,7 +220,12 @@ fn latency(args: &Args) -> anyhow::Result<()> {
         }
     }
     println!(
-        "latency {:?} over TCP, {} orders (after {} warm-up), one in flight: p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
+        "{}latency {:?} over TCP, {} orders (after {} warm-up), one in flight: p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
+        if args.mode == Mode::EchoBaseline {
+            "echo-baseline "
+        } else {
+            ""
+        },
         args.wire,
         args.orders,
         args.warmup,
