@@ -683,13 +683,22 @@ impl Broker {
                     .set(log.log_start_offset() as f64);
             }
         }
-        let committed: Vec<_> = self
+        let mut committed: HashMap<(String, String, u32), u64> = self
             .committed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+            .clone();
+        // Active groups also report lag from offsets committed before a restart.
+        for g in self.groups.summaries() {
+            let count = self
+                .topic(&g.topic)
+                .map_or(0, |t| t.partitions.len() as u32);
+            for p in 0..count {
+                if let Some(off) = self.offsets.fetch(&g.group, &g.topic, p) {
+                    committed.insert((g.group.clone(), g.topic.clone(), p), off);
+                }
+            }
+        }
         for ((group, topic, p), off) in committed {
             let Ok(log) = self.store.partition(&topic, p) else {
                 continue;

@@ -186,3 +186,39 @@ fn sigkill_under_load_loses_no_acknowledged_message() {
         }
     }
 }
+
+#[test]
+fn sigterm_answers_requests_in_flight_then_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(dir.path(), &[]);
+    let mut c = Client::connect(addr);
+    c.create_topic("s", 1);
+    let mut wire = Vec::new();
+    for i in 0..2000u32 {
+        wire.extend_from_slice(&common::produce_req("s", b"", &i.to_le_bytes()).to_frame());
+    }
+    c.send_raw(&wire);
+    // Wait for the first answer so that the server is busy with the batch, then stop it.
+    let first = c.recv();
+    assert_eq!(first.error_code(), ErrorCode::None);
+    server.signal(libc::SIGTERM);
+    let mut answered = 1u64;
+    while let Some(f) = c.recv_frame() {
+        let r = Response::decode(f.header.type_id, f.payload).unwrap();
+        assert_eq!(r.error_code(), ErrorCode::None, "{r:?}");
+        answered += 1;
+    }
+    let status = server.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    // Everything answered is stored, in order.
+    let (_server, addr) = start(dir.path(), &[]);
+    let stored = Client::connect(addr).fetch_all("s", 0, 0);
+    assert!(
+        stored.len() as u64 >= answered,
+        "{} stored < {answered} answered",
+        stored.len()
+    );
+    for (i, m) in stored.iter().enumerate() {
+        assert_eq!(&m.value[..], &(i as u32).to_le_bytes());
+    }
+}
