@@ -7,6 +7,7 @@ pub mod binary;
 mod book;
 pub mod csv;
 pub mod engine;
+mod index;
 pub mod message;
 pub mod replay;
 
