@@ -203,6 +203,18 @@ fn group_consume_offsets_and_lag() {
         .map(|p| p["committed"].as_u64().unwrap())
         .sum();
     assert_eq!(committed, 10);
+    // a new group starting at the latest offsets reads nothing and owes nothing
+    assert!(ok(
+        a,
+        &["consume", "g", "--group", "late", "--offset", "latest"]
+    )
+    .is_empty());
+    assert_eq!(json(a, &["groups", "lag", "late", "g"])["total_lag"], 0);
+    assert!(
+        !cli(a, &["consume", "g", "--group", "late", "--offset", "5"])
+            .status
+            .success()
+    );
     // a group that never committed shows "-"
     let table = ok(a, &["groups", "offsets", "nobody", "g"]);
     assert!(table.lines().nth(1).unwrap().ends_with('-'));

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use stream_client::{
     BatchProducer, ConsumerConfig, GroupConsumer, Message, ProduceRecord, ProducerConfig,
-    StreamClient,
+    StartFrom, StreamClient,
 };
 
 #[derive(Parser, Debug)]
@@ -59,8 +59,8 @@ enum Command {
         /// Only this partition (repeatable; default: all). Not with --group.
         #[arg(long, short = 'p')]
         partition: Vec<u32>,
-        /// Start offset: a number, `earliest` or `latest`. Not with --group (the group's
-        /// committed offsets are used).
+        /// Start offset: a number, `earliest` or `latest`. With --group the group's committed
+        /// offsets win; `earliest`/`latest` only says where to start without one.
         #[arg(long, short = 'o', default_value = "earliest")]
         offset: String,
         /// Consume as a member of this consumer group (commits as it goes).
@@ -159,6 +159,14 @@ async fn run(cli: Cli) -> Result<()> {
                         bail!("--partition cannot be used with --group (the group assigns them)");
                     }
                     let mut cfg = ConsumerConfig::new(&g, &topic);
+                    cfg.start = match offset.as_str() {
+                        "earliest" => StartFrom::Earliest,
+                        "latest" => StartFrom::Latest,
+                        o => bail!(
+                            "--offset {o} with --group: use earliest or latest (the group's \
+                             committed offsets decide the rest)"
+                        ),
+                    };
                     cfg.session_timeout = Duration::from_millis(session_timeout_ms);
                     cfg.heartbeat_interval = cfg.session_timeout / 4;
                     consume_group(&cli.addr, cfg, follow, max, out).await
