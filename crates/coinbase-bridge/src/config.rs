@@ -160,6 +160,23 @@ pub struct Config {
     pub topic_partitions: u32,
 }
 
+/// Removes this program's environment variables (`COINBASE_*`, `STREAM_SERVER`) that are set
+/// but empty, so that they count as unset: docker-compose interpolates an unset
+/// `${VAR:-}` as an empty string, which clap would otherwise take as a value (and fail to
+/// parse as a number, or use as an empty SenderCompID). Call before any thread starts.
+/// Returns the names removed.
+pub fn unset_empty_env_vars() -> Vec<String> {
+    let empty: Vec<String> = std::env::vars_os()
+        .filter(|(_, v)| v.is_empty())
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("COINBASE_") || k == "STREAM_SERVER")
+        .collect();
+    for k in &empty {
+        std::env::remove_var(k);
+    }
+    empty
+}
+
 /// One gateway to connect to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {

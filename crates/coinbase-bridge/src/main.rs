@@ -18,6 +18,7 @@ use tokio::sync::watch;
 fn main() -> ExitCode {
     // .env first, so clap's env fallbacks see it; real environment variables win.
     let dotenv = dotenvy::dotenv();
+    let unset = coinbase_bridge::config::unset_empty_env_vars();
     let cfg = Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -31,6 +32,9 @@ fn main() -> ExitCode {
         Ok(path) => tracing::info!(path = %path.display(), "loaded .env"),
         Err(e) if e.not_found() => {}
         Err(e) => tracing::warn!("ignoring unreadable .env: {e}"),
+    }
+    if !unset.is_empty() {
+        tracing::info!(?unset, "empty environment variables treated as unset");
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

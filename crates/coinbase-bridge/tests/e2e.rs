@@ -660,6 +660,9 @@ async fn buffers_while_the_stream_server_is_down_and_counts_drops() {
         .env("COINBASE_API_KEY", API_KEY)
         .env("COINBASE_API_SECRET", SECRET)
         .env("COINBASE_PASSPHRASE", PASSPHRASE)
+        // As docker-compose passes unset `${VAR:-}`: empty counts as unset.
+        .env("COINBASE_SENDER_COMP_ID", "")
+        .env("COINBASE_EXEC_PORT", "")
         .env("RUST_LOG", "info")
         .args(["--md-host", "127.0.0.1", "--md-port", &md_port.to_string()])
         .args(["--executions", "none", "--symbols", "BTC-USD,ETH-USD"])
