@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use stream_client::{ClientError, ErrorCode, ProduceRecord, Produced, StreamClient};
+use stream_client::{ClientError, ErrorCode, Priority, ProduceRecord, Produced, StreamClient};
 use stream_proto::{partition_for_key, Request, RequestType, Response};
 
 fn rec(key: &str, value: &str) -> ProduceRecord {
@@ -116,6 +116,15 @@ async fn produce_fetch_and_partitioning() {
         Some(ErrorCode::TopicNotFound)
     );
     assert_eq!(c.partition_offsets("one", 0).await.unwrap(), (0, 5));
+    let p = c
+        .produce_with_priority("one", b"", b"urgent", Priority::Critical)
+        .await
+        .unwrap();
+    let m = &c.fetch("one", 0, p.offset, 1).await.unwrap().messages[0];
+    assert_eq!(
+        (m.priority, &m.value[..]),
+        (Priority::Critical as u8, &b"urgent"[..])
+    );
     // a server error leaves the connection usable
     c.list_topics().await.unwrap();
 }
