@@ -10,10 +10,11 @@ See docs/clients.md for the whole API.
 
 from . import errors, protocol
 from .client import StreamClient
+from .consumer import GroupConsumer
 from .errors import *  # noqa: F401,F403  (the exception classes are part of the API)
 from .protocol import Assignment, Fetched, Message, Priority, Produced, RequestType
 
 __version__ = "0.1.0"
 
-__all__ = ["StreamClient", "Message", "Produced", "Fetched", "Assignment", "Priority",
-           "RequestType", "errors", "protocol"]
+__all__ = ["StreamClient", "GroupConsumer", "Message", "Produced", "Fetched", "Assignment",
+           "Priority", "RequestType", "errors", "protocol"] + errors.__all__

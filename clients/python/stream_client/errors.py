@@ -6,6 +6,15 @@ or look at `.code` (the server's i16 error code; `None` for client-side failures
 
 from typing import Dict, Optional, Type
 
+__all__ = [
+    "StreamError", "ServerError", "UnknownServerError", "InvalidRequest", "TopicNotFound",
+    "PartitionNotFound", "InvalidOffset", "TopicAlreadyExists", "GroupNotFound",
+    "ConsumerNotFound", "RequestTimeout", "ServerNetworkError", "ProtocolError",
+    "BrokerNotAvailable", "RebalanceInProgress", "RequestTooLarge", "IllegalGeneration",
+    "Unauthorized", "StorageError", "ClientError", "ConnectionClosed", "ClientTimeout",
+    "MalformedResponse", "CrcMismatch", "from_code",
+]
+
 
 class StreamError(Exception):
     """Base class of every error this package raises."""
