@@ -2,6 +2,8 @@
 //! datagram) and multicast market data around `engine-core`, in single-threaded or threaded
 //! ("dual-processor") mode. See docs/matching-engine.md for the design.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod hub;
 pub mod mcast;

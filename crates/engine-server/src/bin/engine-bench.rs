@@ -111,11 +111,15 @@ fn echo_baseline(args: &Args) -> anyhow::Result<()> {
                 return Ok(());
             }
             let n = u32::from_be_bytes(len) as usize;
-            s.read_exact(&mut payload[..n.min(65_536)]).context("read")?;
+            s.read_exact(&mut payload[..n.min(65_536)])
+                .context("read")?;
             s.write_all(&ack).context("write")?;
         }
     });
-    latency(&Args { addr, ..args.clone() })
+    latency(&Args {
+        addr,
+        ..args.clone()
+    })
 }
 
 /// The i-th order of a client: buy on even, sell on odd, same price and quantity.

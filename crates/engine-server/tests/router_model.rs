@@ -1,0 +1,160 @@
+//! Property test: for arbitrary message streams from several clients (order-id collisions,
+//! cancels with/without/empty/wrong symbols, flushes, disconnects), the threaded router with
+//! 2 or 3 processors delivers to every client exactly the bytes a single in-thread engine does.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine_core::{
+    CancelOrder, ClientId, Engine, EngineConfig, InputMsg, NewOrder, OutputMsg, Route, Side, Sink,
+    Symbol,
+};
+use engine_server::hub::{Hub, TcpOut};
+use engine_server::router::Router;
+use proptest::prelude::*;
+use tokio::sync::Notify;
+
+#[derive(Clone, Debug)]
+enum Step {
+    Msg(ClientId, InputMsg),
+    Disconnect(ClientId),
+}
+
+const SYMBOLS: [&str; 7] = ["IBM", "AAPL", "MSFT", "GOOG", "TSLA", "NVDA", ""];
+
+fn symbol(i: usize) -> Symbol {
+    Symbol::new(SYMBOLS[i].as_bytes()).unwrap()
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let new = (
+        1..4u32,
+        0..3u32,
+        0..7usize,
+        0..6u32,
+        0..20u32,
+        any::<bool>(),
+        0..12u32,
+    )
+        .prop_map(|(c, user, s, price, qty, buy, oid)| {
+            Step::Msg(
+                c,
+                InputMsg::New(NewOrder {
+                    user,
+                    symbol: symbol(s),
+                    symbol_too_long: false,
+                    price: if price == 0 { 0 } else { 100 + price },
+                    qty,
+                    side: if buy { Side::Buy } else { Side::Sell },
+                    user_order_id: oid,
+                }),
+            )
+        });
+    let cancel =
+        (1..4u32, 0..3u32, 0..12u32, prop::option::of(0..7usize)).prop_map(|(c, user, oid, s)| {
+            Step::Msg(
+                c,
+                InputMsg::Cancel(CancelOrder {
+                    user,
+                    user_order_id: oid,
+                    symbol: s.map(symbol),
+                }),
+            )
+        });
+    prop_oneof![
+        10 => new,
+        4 => cancel,
+        1 => (1..4u32).prop_map(|c| Step::Msg(c, InputMsg::Flush)),
+        1 => (1..4u32).prop_map(Step::Disconnect),
+    ]
+}
+
+struct HubSink<'a> {
+    hub: &'a mut Hub,
+    origin: ClientId,
+}
+
+impl Sink for HubSink<'_> {
+    fn emit(&mut self, msg: &OutputMsg, route: Route) {
+        self.hub.deliver(self.origin, msg, route);
+    }
+}
+
+/// A hub with clients 1..=3, and their output queues.
+fn hub() -> (Hub, Vec<Rc<TcpOut>>) {
+    let mut hub = Hub::new(usize::MAX);
+    let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let outs: Vec<Rc<TcpOut>> = (0..3).map(|_| Rc::new(TcpOut::new())).collect();
+    for (i, o) in outs.iter().enumerate() {
+        assert_eq!(hub.add_tcp(peer, o.clone()), i as ClientId + 1);
+    }
+    (hub, outs)
+}
+
+fn taken(outs: &[Rc<TcpOut>]) -> Vec<Vec<u8>> {
+    outs.iter().map(|o| o.buf.borrow().clone()).collect()
+}
+
+fn single(steps: &[Step]) -> Vec<Vec<u8>> {
+    let (mut hub, outs) = hub();
+    let mut engine = Engine::new(EngineConfig::default());
+    for s in steps {
+        match s {
+            Step::Msg(c, m) => engine.process(
+                *c,
+                m,
+                &mut HubSink {
+                    hub: &mut hub,
+                    origin: *c,
+                },
+            ),
+            Step::Disconnect(c) => engine.cancel_client_orders(
+                *c,
+                &mut HubSink {
+                    hub: &mut hub,
+                    origin: *c,
+                },
+            ),
+        }
+    }
+    taken(&outs)
+}
+
+fn threaded(steps: &[Step], n: usize) -> Vec<Vec<u8>> {
+    let (mut hub, outs) = hub();
+    let mut router =
+        Router::start(n, 8, Duration::from_micros(5), Arc::new(Notify::new())).unwrap();
+    for s in steps {
+        match s {
+            Step::Msg(c, m) => router.submit(*c, *m, &mut hub),
+            Step::Disconnect(c) => router.disconnect(*c, &mut hub),
+        }
+    }
+    while !router.idle() {
+        router.drain(&mut hub);
+        std::thread::yield_now();
+    }
+    router.shutdown();
+    taken(&outs)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn threaded_router_matches_single_engine(steps in prop::collection::vec(step(), 1..300)) {
+        let want = single(&steps);
+        for n in [2, 3] {
+            let got = threaded(&steps, n);
+            for c in 0..3 {
+                prop_assert_eq!(
+                    String::from_utf8_lossy(&got[c]),
+                    String::from_utf8_lossy(&want[c]),
+                    "client {} with {} processors", c + 1, n
+                );
+            }
+        }
+    }
+}
