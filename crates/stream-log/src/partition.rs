@@ -343,6 +343,7 @@ impl PartitionLog {
         let mut idx: Vec<IndexEntry> = Vec::new();
         let mut time: Vec<TimeEntry> = Vec::new();
         w.buf.clear();
+        w.buf.reserve(batch_len);
         for (i, r) in records.iter().enumerate() {
             let offset = base + i as u64;
             let rel = (offset - seg.base) as u32;
