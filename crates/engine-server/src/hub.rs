@@ -4,6 +4,7 @@
 //! Everything here runs on the network I/O thread.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
@@ -66,6 +67,11 @@ impl Default for TcpOut {
     }
 }
 
+/// UDP has no disconnect, so every sender address ever seen would stay registered: beyond this
+/// many, the oldest is forgotten (trades for its resting orders then reach it only through
+/// multicast). Bounds memory against a flood of spoofed or ephemeral source ports.
+pub const MAX_UDP_PEERS: usize = 65_536;
+
 /// How to reach a client.
 enum Transport {
     Tcp(Rc<TcpOut>),
@@ -83,6 +89,8 @@ struct Client {
 pub struct Hub {
     clients: FxHashMap<ClientId, Client>,
     udp_peers: FxHashMap<SocketAddr, ClientId>,
+    /// UDP peers in registration order, to forget the oldest beyond [`MAX_UDP_PEERS`].
+    udp_order: VecDeque<(SocketAddr, ClientId)>,
     next_id: ClientId,
     udp: Option<Rc<tokio::net::UdpSocket>>,
     mcast: Option<Multicast>,
@@ -98,6 +106,7 @@ impl Hub {
         Hub {
             clients: FxHashMap::default(),
             udp_peers: FxHashMap::default(),
+            udp_order: VecDeque::new(),
             // 0 is what single-client users of engine-core pass; start real clients at 1.
             next_id: 1,
             udp: None,
@@ -146,6 +155,15 @@ impl Hub {
         }
         let id = self.alloc_id();
         self.udp_peers.insert(peer, id);
+        self.udp_order.push_back((peer, id));
+        if self.udp_order.len() > MAX_UDP_PEERS {
+            if let Some((old, old_id)) = self.udp_order.pop_front() {
+                if self.udp_peers.get(&old) == Some(&old_id) {
+                    self.udp_peers.remove(&old);
+                    self.clients.remove(&old_id);
+                }
+            }
+        }
         self.clients.insert(
             id,
             Client {

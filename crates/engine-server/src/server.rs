@@ -61,6 +61,10 @@ impl Server {
         decode_payload(payload, |msg| self.submit(id, msg), |e| errors.push(e));
         for e in errors {
             self.parse_errors += 1;
+            // The first 100, then every 1000th: a client streaming garbage cannot flood the log.
+            if self.parse_errors > 100 && !self.parse_errors.is_multiple_of(1000) {
+                continue;
+            }
             tracing::warn!(
                 "client {id} ({}): message dropped ({} so far): {e}",
                 self.hub
