@@ -117,6 +117,7 @@ struct Shared {
     sync_cv: Condvar,
     durable_tx: watch::Sender<DurableView>,
     closed: AtomicBool,
+    fsyncs: AtomicU64,
 }
 
 /// One partition's log. `Send + Sync`: appends are serialised by an internal lock, reads run
@@ -245,6 +246,7 @@ impl PartitionLog {
             sync_cv: Condvar::new(),
             durable_tx,
             closed: AtomicBool::new(false),
+            fsyncs: AtomicU64::new(0),
             config,
         });
         if sync_meta {
@@ -679,6 +681,12 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Number of fsyncs the syncer thread has run (group commit shares one among many
+    /// appends; exported as a metric and checked by tests).
+    pub fn syncer_fsyncs(&self) -> u64 {
+        self.shared.fsyncs.load(Ordering::Relaxed)
+    }
+
     /// Refuses further appends (used when the topic is deleted).
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);
@@ -732,6 +740,7 @@ fn syncer_loop(sh: &Shared) {
             (s.written, s.active.clone())
         };
         let r = seg.file.sync_data();
+        sh.fsyncs.fetch_add(1, Ordering::Relaxed);
         let view = {
             let mut s = lock(&sh.sync);
             match r {

@@ -262,6 +262,23 @@ fn group_commit_with_many_writers() {
 }
 
 #[test]
+fn one_fsync_covers_many_appends() {
+    let d = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(d.path(), 0, cfg(Durability::GroupCommit)).unwrap();
+    let mut last = 0;
+    for _ in 0..1000 {
+        last = append_n(&log, 2, 1).last_offset;
+    }
+    log.wait_durable_blocking(last).unwrap();
+    let fsyncs = log.syncer_fsyncs();
+    // An fsync takes far longer than an append: most appends share one.
+    assert!(
+        (1..500).contains(&fsyncs),
+        "{fsyncs} fsyncs for 1000 appends"
+    );
+}
+
+#[test]
 fn topics_survive_restart_and_delete_removes_files() {
     let d = tempfile::tempdir().unwrap();
     {
