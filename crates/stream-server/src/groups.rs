@@ -2,10 +2,13 @@
 //! assignment, like Kafka's (eager rebalance).
 //!
 //! Every membership change (join of a new member, leave, eviction) bumps the generation and
-//! recomputes the assignment at once. Members learn of it from their next heartbeat
-//! (REBALANCE_IN_PROGRESS) and rejoin with their member id to get the new assignment without
-//! bumping the generation again. Commits carry the generation; a stale member's commit is
-//! refused. Members that joined through the original JOIN_GROUP (no member id on the wire
+//! recomputes the target assignment at once. Members learn of it from their next heartbeat
+//! (REBALANCE_IN_PROGRESS) and rejoin with their member id to take their new assignment
+//! without bumping the generation again. Commits carry the member's generation. Until a
+//! member rejoins it may still commit the partitions it was given, as long as no member of
+//! the new generation has taken them over (so a revoked member can save its last progress,
+//! like Kafka's commit-before-revoke); a commit for a partition that has moved on to a newer
+//! owner, or with a generation that is not the member's own, is refused. Members that joined through the original JOIN_GROUP (no member id on the wire
 //! afterwards) are kept alive by any traffic on their connection and leave when it closes.
 
 use std::collections::{BTreeMap, HashMap};
@@ -51,7 +54,12 @@ pub struct GroupSummary {
 struct Member {
     session: Duration,
     last_seen: Instant,
-    assignment: Vec<u32>,
+    /// Partitions of the current generation's assignment (recomputed on rebalance).
+    target: Vec<u32>,
+    /// Partitions handed to the member when it last joined, at `generation`.
+    owned: Vec<u32>,
+    /// The generation the member last joined at.
+    generation: u32,
     /// Connection of a member that joined with the original JOIN_GROUP.
     legacy_conn: Option<u64>,
 }
@@ -77,7 +85,7 @@ impl Group {
         let mut next = 0u32;
         for (i, m) in self.members.values_mut().enumerate() {
             let count = base + u32::from((i as u32) < extra);
-            m.assignment = (next..next + count).collect();
+            m.target = (next..next + count).collect();
             next += count;
         }
     }
@@ -177,7 +185,9 @@ impl Coordinator {
                 Member {
                     session,
                     last_seen: now,
-                    assignment: Vec::new(),
+                    target: Vec::new(),
+                    owned: Vec::new(),
+                    generation: 0,
                     legacy_conn,
                 },
             );
@@ -197,11 +207,15 @@ impl Coordinator {
             }
             consumer_id.to_string()
         };
-        let partitions = g
-            .members
-            .get(&id)
-            .map(|m| m.assignment.clone())
-            .unwrap_or_default();
+        let generation = g.generation;
+        let partitions = match g.members.get_mut(&id) {
+            Some(m) => {
+                m.owned = m.target.clone();
+                m.generation = generation;
+                m.owned.clone()
+            }
+            None => Vec::new(),
+        };
         Ok(Joined {
             consumer_id: id,
             generation: g.generation,
@@ -279,10 +293,13 @@ impl Coordinator {
         let group_topic = groups.get(group).map(|g| g.topic.clone());
         let (m, current) = Self::member(&mut groups, group, consumer_id)?;
         m.last_seen = now;
-        if generation != current {
+        if generation != m.generation {
             return Err((
                 ErrorCode::IllegalGeneration,
-                format!("commit refused: generation {generation} is stale (group is at {current}): rejoin"),
+                format!(
+                    "commit refused: generation {generation} is not the member's ({}; group is at {current})",
+                    m.generation
+                ),
             ));
         }
         if group_topic.as_deref() != Some(topic) {
@@ -291,11 +308,33 @@ impl Coordinator {
                 format!("group {group:?} does not consume topic {topic:?}"),
             ));
         }
-        if !m.assignment.contains(&partition) {
+        if !m.owned.contains(&partition) {
             return Err((
                 ErrorCode::IllegalGeneration,
                 format!("commit refused: partition {partition} is not assigned to {consumer_id:?}"),
             ));
+        }
+        let member_generation = m.generation;
+        if member_generation != current {
+            // A member that has not rejoined yet: fine unless a member of the current
+            // generation already took the partition over.
+            let g = groups.get(group);
+            let taken = g.and_then(|g| {
+                g.members
+                    .iter()
+                    .find(|(id, o)| {
+                        id.as_str() != consumer_id
+                            && o.generation == current
+                            && o.owned.contains(&partition)
+                    })
+                    .map(|(id, _)| id.clone())
+            });
+            if let Some(owner) = taken {
+                return Err((
+                    ErrorCode::IllegalGeneration,
+                    format!("commit refused: partition {partition} now belongs to {owner:?} (generation {current}): rejoin"),
+                ));
+            }
         }
         Ok(())
     }
@@ -364,7 +403,7 @@ impl Coordinator {
                 members: g
                     .members
                     .iter()
-                    .map(|(id, m)| (id.clone(), m.assignment.clone()))
+                    .map(|(id, m)| (id.clone(), m.target.clone()))
                     .collect(),
             })
             .collect();
@@ -401,7 +440,7 @@ mod tests {
         all.sort();
         assert_eq!(all, vec![0, 1, 2, 3]);
         assert_eq!(a2.partitions.len(), 2);
-        // a's old-generation commit is refused, its current one accepted.
+        // a's old-generation commit (after its rejoin) is refused, its current one accepted.
         assert_eq!(
             c.check_commit("g", &a.consumer_id, 1, "t", a2.partitions[0], t0)
                 .unwrap_err()
@@ -435,6 +474,35 @@ mod tests {
                 .0,
             ErrorCode::ConsumerNotFound
         );
+    }
+
+    #[test]
+    fn revoked_member_may_commit_until_the_new_owner_joins() {
+        let c = coord();
+        let t = Instant::now();
+        let a = c.join("g", "t", 2, "", None, None, t).unwrap();
+        assert_eq!(a.partitions, vec![0, 1]);
+        let b = c.join("g", "t", 2, "", None, None, t).unwrap();
+        assert_eq!(b.partitions, vec![1]);
+        // b took partition 1 at generation 2; a (still at 1) may commit 0 but not 1 any more.
+        c.check_commit("g", &a.consumer_id, 1, "t", 0, t).unwrap();
+        assert_eq!(
+            c.check_commit("g", &a.consumer_id, 1, "t", 1, t)
+                .unwrap_err()
+                .0,
+            ErrorCode::IllegalGeneration
+        );
+        c.check_commit("g", &b.consumer_id, 2, "t", 1, t).unwrap();
+        // Once a rejoins at generation 2 (owning 0), its generation-1 commits are refused.
+        let a2 = c.join("g", "t", 2, &a.consumer_id, None, None, t).unwrap();
+        assert_eq!(a2.partitions, vec![0]);
+        assert_eq!(
+            c.check_commit("g", &a.consumer_id, 1, "t", 0, t)
+                .unwrap_err()
+                .0,
+            ErrorCode::IllegalGeneration
+        );
+        c.check_commit("g", &a.consumer_id, 2, "t", 0, t).unwrap();
     }
 
     #[test]
