@@ -305,11 +305,15 @@ async fn tcp_reader(
     mut rd: OwnedReadHalf,
     out: Rc<TcpOut>,
 ) {
-    let mut buf = BytesMut::with_capacity(FRAME_HEADER + MAX_FRAME);
+    // Start small (idle connections are cheap) and grow the read size while reads fill it, up
+    // to one maximal frame, so a pipelining client is served with few, large reads.
+    let mut read_size = 4096;
+    let mut buf = BytesMut::with_capacity(read_size);
     let reason: String = 'conn: loop {
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(FRAME_HEADER + MAX_FRAME);
+        if buf.capacity() - buf.len() < read_size / 2 {
+            buf.reserve(read_size);
         }
+        let spare = buf.capacity() - buf.len();
         let n = tokio::select! {
             biased;
             _ = out.wake_reader.notified() => {
@@ -331,7 +335,10 @@ async fn tcp_reader(
                     )
                 };
             }
-            Ok(_) => {
+            Ok(n) => {
+                if n == spare {
+                    read_size = (read_size * 2).min(FRAME_HEADER + MAX_FRAME);
+                }
                 let mut s = server.borrow_mut();
                 let mut off = 0;
                 loop {
