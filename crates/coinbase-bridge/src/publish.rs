@@ -65,7 +65,39 @@ pub trait Publisher: Send {
         key: &[u8],
         value: &[u8],
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
+
+    /// Appends `records` (all of `topic`) in order. On failure, says how many of them were
+    /// published first. The default produces them one by one.
+    fn produce_batch(
+        &mut self,
+        topic: &str,
+        records: &[Record],
+    ) -> impl Future<Output = Result<(), BatchError>> + Send {
+        async move {
+            for (i, r) in records.iter().enumerate() {
+                self.produce(topic, r.key.as_bytes(), r.value.as_bytes())
+                    .await
+                    .map_err(|error| BatchError {
+                        published: i,
+                        error,
+                    })?;
+            }
+            Ok(())
+        }
+    }
 }
+
+/// A batch failed after `published` of its records were stored.
+#[derive(Debug)]
+pub struct BatchError {
+    /// Records of the batch stored before the failure (0 for an all-or-nothing batch).
+    pub published: usize,
+    /// Why the rest failed.
+    pub error: PublishError,
+}
+
+/// Most records taken from the buffer and published per round trip.
+pub const MAX_BATCH: usize = 512;
 
 /// Counters shared by the sink and the pump.
 #[derive(Debug, Default)]
@@ -133,6 +165,8 @@ impl RecordSink for ChannelSink {
 }
 
 /// Publishes records from `rx` until every sender is gone and the buffer is drained.
+/// Records waiting in the buffer are taken together (up to [`MAX_BATCH`]) and published as
+/// one batch per topic, in order within each topic (the only order consumers can see).
 /// Unavailable errors are retried with `backoff` (forever: the buffer bounds memory);
 /// rejected records are counted, logged and skipped.
 pub async fn run_pump<P: Publisher>(
@@ -142,43 +176,105 @@ pub async fn run_pump<P: Publisher>(
     partitions: u32,
     backoff: Backoff,
 ) {
-    let mut known_topics: HashSet<String> = HashSet::new();
-    let mut failing_since: Option<u64> = None;
-    while let Some(rec) = rx.recv().await {
+    let mut pump = Pump {
+        known_topics: HashSet::new(),
+        failures: None,
+        stats,
+        partitions,
+        backoff,
+    };
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Group by topic, keeping each topic's order; topics are independent logs.
+        let mut groups: Vec<(String, Vec<Record>)> = Vec::new();
+        for r in batch.drain(..) {
+            match groups.iter_mut().find(|(t, _)| *t == r.topic) {
+                Some((_, g)) => g.push(r),
+                None => groups.push((r.topic.clone(), vec![r])),
+            }
+        }
+        for (topic, records) in &groups {
+            pump.publish_group(&mut publisher, topic, records, &rx)
+                .await;
+        }
+    }
+}
+
+struct Pump {
+    known_topics: HashSet<String>,
+    /// Consecutive failed attempts, while the server is unavailable.
+    failures: Option<u64>,
+    stats: Arc<Stats>,
+    partitions: u32,
+    backoff: Backoff,
+}
+
+impl Pump {
+    /// Publishes `records` of `topic`, retrying until each is stored or rejected.
+    async fn publish_group<P: Publisher>(
+        &mut self,
+        publisher: &mut P,
+        topic: &str,
+        records: &[Record],
+        rx: &mpsc::Receiver<Record>,
+    ) {
+        let mut next = 0;
         let mut attempt: u32 = 0;
-        loop {
-            let result = publish_one(&mut publisher, &mut known_topics, &rec, partitions).await;
-            match result {
-                Ok(()) => {
-                    stats.published.fetch_add(1, Ordering::Relaxed);
-                    if let Some(failures) = failing_since.take() {
+        // After an all-or-nothing batch is rejected, send one by one to isolate the record.
+        let mut one_by_one = false;
+        while next < records.len() {
+            let end = if one_by_one { next + 1 } else { records.len() };
+            let result = match self.ensure_topic(publisher, topic).await {
+                Ok(()) => publisher.produce_batch(topic, &records[next..end]).await,
+                Err(error) => Err(BatchError {
+                    published: 0,
+                    error,
+                }),
+            };
+            let (published, error) = match result {
+                Ok(()) => (end - next, None),
+                Err(BatchError { published, error }) => (published.min(end - next), Some(error)),
+            };
+            self.stats
+                .published
+                .fetch_add(published as u64, Ordering::Relaxed);
+            next += published;
+            match error {
+                None => {
+                    if let Some(failures) = self.failures.take() {
                         tracing::info!(
                             failures,
-                            buffered = rx.len(),
+                            buffered = rx.len() + (records.len() - next),
                             "stream server reachable again; publishing the buffer"
                         );
                     }
-                    break;
+                    attempt = 0;
                 }
-                Err(PublishError::Rejected(reason)) => {
-                    let n = stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+                Some(PublishError::Rejected(reason)) => {
+                    if end - next > 1 && !one_by_one {
+                        one_by_one = true;
+                        continue;
+                    }
+                    let rec = &records[next];
+                    let n = self.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
                     tracing::error!(
                         rejected_total = n,
                         topic = %rec.topic,
                         key = %rec.key,
                         "stream server rejected a record; skipping it: {reason}"
                     );
-                    break;
+                    next += 1;
+                    one_by_one = false;
                 }
-                Err(PublishError::Unavailable(reason)) => {
-                    known_topics.remove(&rec.topic);
-                    let failures = failing_since.get_or_insert(0);
+                Some(PublishError::Unavailable(reason)) => {
+                    self.known_topics.remove(topic);
+                    let failures = self.failures.get_or_insert(0);
                     *failures += 1;
-                    let delay = backoff.delay(attempt);
+                    let delay = self.backoff.delay(attempt);
                     if *failures == 1 || failures.is_power_of_two() {
                         tracing::warn!(
                             failures = *failures,
-                            buffered = rx.len() + 1,
+                            buffered = rx.len() + (records.len() - next),
                             retry_in_ms = delay.as_millis() as u64,
                             "cannot publish to the stream server: {reason}"
                         );
@@ -189,22 +285,19 @@ pub async fn run_pump<P: Publisher>(
             }
         }
     }
-}
 
-async fn publish_one<P: Publisher>(
-    publisher: &mut P,
-    known_topics: &mut HashSet<String>,
-    rec: &Record,
-    partitions: u32,
-) -> Result<(), PublishError> {
-    if !known_topics.contains(&rec.topic) {
-        publisher.create_topic(&rec.topic, partitions).await?;
-        tracing::info!(topic = %rec.topic, "topic ready");
-        known_topics.insert(rec.topic.clone());
+    async fn ensure_topic<P: Publisher>(
+        &mut self,
+        publisher: &mut P,
+        topic: &str,
+    ) -> Result<(), PublishError> {
+        if !self.known_topics.contains(topic) {
+            publisher.create_topic(topic, self.partitions).await?;
+            tracing::info!(topic, "topic ready");
+            self.known_topics.insert(topic.to_owned());
+        }
+        Ok(())
     }
-    publisher
-        .produce(&rec.topic, rec.key.as_bytes(), rec.value.as_bytes())
-        .await
 }
 
 #[cfg(test)]
@@ -255,6 +348,73 @@ mod tests {
         }
     }
 
+    /// A publisher with all-or-nothing batches, like BATCH_PRODUCE.
+    #[derive(Default)]
+    struct AtomicBatches {
+        produced: Vec<Record>,
+        batches: usize,
+        reject_key: String,
+    }
+
+    impl Publisher for AtomicBatches {
+        async fn create_topic(&mut self, _t: &str, _p: u32) -> Result<(), PublishError> {
+            Ok(())
+        }
+
+        async fn produce(&mut self, _t: &str, _k: &[u8], _v: &[u8]) -> Result<(), PublishError> {
+            unreachable!("batches only")
+        }
+
+        async fn produce_batch(&mut self, _t: &str, records: &[Record]) -> Result<(), BatchError> {
+            self.batches += 1;
+            if records.iter().any(|r| r.key == self.reject_key) {
+                return Err(BatchError {
+                    published: 0,
+                    error: PublishError::Rejected("too large".into()),
+                });
+            }
+            self.produced.extend_from_slice(records);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rejected_batch_is_split_to_isolate_the_bad_record() {
+        let stats = Arc::new(Stats::default());
+        let (mut sink, rx) = channel(100, stats.clone());
+        for i in 0..6 {
+            sink.publish(Record {
+                topic: "t".into(),
+                key: format!("k{i}"),
+                value: format!("v{i}"),
+            });
+        }
+        drop(sink);
+        let mut p = AtomicBatches {
+            reject_key: "k2".into(),
+            ..Default::default()
+        };
+        // Drive the pump by hand to keep the publisher for inspection.
+        let mut pump = Pump {
+            known_topics: HashSet::new(),
+            failures: None,
+            stats: stats.clone(),
+            partitions: 1,
+            backoff: fast(),
+        };
+        let mut rx = rx;
+        let mut batch = Vec::new();
+        rx.recv_many(&mut batch, MAX_BATCH).await;
+        assert_eq!(batch.len(), 6);
+        pump.publish_group(&mut p, "t", &batch, &rx).await;
+        let keys: Vec<_> = p.produced.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, vec!["k0", "k1", "k3", "k4", "k5"]);
+        assert_eq!(stats.rejected.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.published.load(Ordering::Relaxed), 5);
+        // Whole batch, then k0, k1, k2 alone, then the rest as one batch again.
+        assert_eq!(p.batches, 5);
+    }
+
     fn rec(i: usize) -> Record {
         Record {
             topic: format!("t{}", i % 2),
@@ -283,7 +443,13 @@ mod tests {
         };
         run_pump(p, rx, stats.clone(), 1, fast()).await;
         let got = produced.lock().unwrap().clone();
-        assert_eq!(got, (0..10).map(rec).collect::<Vec<_>>());
+        // Each topic keeps its order (topics are independent logs).
+        for topic in ["t0", "t1"] {
+            let want: Vec<_> = (0..10).map(rec).filter(|r| r.topic == topic).collect();
+            let have: Vec<_> = got.iter().filter(|r| r.topic == topic).cloned().collect();
+            assert_eq!(have, want);
+        }
+        assert_eq!(got.len(), 10);
         assert_eq!(stats.published.load(Ordering::Relaxed), 10);
         assert_eq!(stats.outstanding(), 0);
     }

@@ -1,8 +1,9 @@
 //! [`Publisher`] over the Rust stream client: one connection, reopened after I/O errors.
 
-use crate::publish::{PublishError, Publisher};
+use crate::publish::{BatchError, PublishError, Publisher, Record};
+use bytes::Bytes;
 use std::time::Duration;
-use stream_client::{ClientError, StreamClient};
+use stream_client::{ClientError, Priority, ProduceRecord, StreamClient};
 use stream_proto::ErrorCode;
 
 /// Publishes through `stream_client::StreamClient`.
@@ -10,6 +11,9 @@ pub struct StreamPublisher {
     addr: String,
     client: Option<StreamClient>,
     timeout: Duration,
+    /// Cleared when the server does not know BATCH_PRODUCE (an original STRP server):
+    /// batches are then produced one record at a time.
+    batch_supported: bool,
 }
 
 impl StreamPublisher {
@@ -19,6 +23,7 @@ impl StreamPublisher {
             addr: addr.to_owned(),
             client: None,
             timeout: Duration::from_secs(10),
+            batch_supported: true,
         }
     }
 
@@ -36,6 +41,19 @@ impl StreamPublisher {
         self.client
             .as_mut()
             .ok_or_else(|| PublishError::Unavailable("no connection".into()))
+    }
+
+    /// Produces `records` one request each, counting what was stored before a failure.
+    async fn produce_each(&mut self, topic: &str, records: &[Record]) -> Result<(), BatchError> {
+        for (i, r) in records.iter().enumerate() {
+            self.produce(topic, r.key.as_bytes(), r.value.as_bytes())
+                .await
+                .map_err(|error| BatchError {
+                    published: i,
+                    error,
+                })?;
+        }
+        Ok(())
     }
 
     /// Maps a client error; I/O and protocol errors also drop the connection so the next
@@ -83,6 +101,44 @@ impl Publisher for StreamPublisher {
             }
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(self.classify(&format!("produce to {topic}"), e)),
+        }
+    }
+
+    async fn produce_batch(&mut self, topic: &str, records: &[Record]) -> Result<(), BatchError> {
+        if !self.batch_supported || records.len() == 1 {
+            return self.produce_each(topic, records).await;
+        }
+        let batch: Vec<ProduceRecord> = records
+            .iter()
+            .map(|r| ProduceRecord {
+                key: Bytes::copy_from_slice(r.key.as_bytes()),
+                value: Bytes::copy_from_slice(r.value.as_bytes()),
+                priority: Priority::Normal as u8,
+            })
+            .collect();
+        let timeout = self.timeout;
+        let fail = |error| BatchError {
+            published: 0,
+            error,
+        };
+        let client = self.client().await.map_err(fail)?;
+        // BATCH_PRODUCE is all or nothing, so a failure means none was stored.
+        match tokio::time::timeout(timeout, client.produce_batch(topic, None, batch)).await {
+            Err(_) => {
+                self.client = None;
+                Err(fail(PublishError::Unavailable(format!(
+                    "batch produce to {topic} timed out"
+                ))))
+            }
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.code() == Some(ErrorCode::InvalidRequest) => {
+                tracing::warn!(
+                    "stream server refused BATCH_PRODUCE ({e}); producing one record at a time"
+                );
+                self.batch_supported = false;
+                self.produce_each(topic, records).await
+            }
+            Ok(Err(e)) => Err(fail(self.classify(&format!("batch produce to {topic}"), e))),
         }
     }
 }
