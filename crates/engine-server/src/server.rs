@@ -195,7 +195,7 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
     if cfg.mcast_enabled {
         let m = Multicast::open(&cfg)?;
         tracing::info!(
-            "multicast market data on {} (ttl {}, loopback {}, interface {}, {})",
+            "multicast market data to {} (for subscribers listening on that group; ttl {}, loopback {}, interface {}, {})",
             m.dest(),
             cfg.mcast_ttl,
             cfg.mcast_loopback,

@@ -105,7 +105,7 @@ fn multicast_inner() {
         assert!(e
             .proc
             .log_text()
-            .contains(&format!("multicast market data on 239.255.0.1:{port}")));
+            .contains(&format!("multicast market data to 239.255.0.1:{port}")));
         let mut a = e.client();
         let mut b = e.client();
         a.send_line("N, 1, IBM, 10, 100, B, 1");
