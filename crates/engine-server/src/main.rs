@@ -34,6 +34,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    ignore_empty_engine_vars();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Replay { file }) => replay(file),
@@ -41,6 +42,20 @@ fn main() -> anyhow::Result<()> {
             init_logging();
             engine_server::server::run(cli.server)
         }
+    }
+}
+
+/// An `ENGINE_*` variable set to the empty string counts as unset: docker-compose passes
+/// `ENGINE_X=${ENGINE_X}` through as empty when the host does not set it, and that must mean
+/// "the default", not an invalid value.
+fn ignore_empty_engine_vars() {
+    let empty: Vec<_> = std::env::vars_os()
+        .filter(|(k, v)| k.to_str().is_some_and(|k| k.starts_with("ENGINE_")) && v.is_empty())
+        .map(|(k, _)| k)
+        .collect();
+    for k in empty {
+        // Still single-threaded here: nothing else reads the environment concurrently.
+        std::env::remove_var(k);
     }
 }
 

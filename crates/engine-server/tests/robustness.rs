@@ -209,6 +209,27 @@ fn environment_configures_and_flags_override() {
         .log_text()
         .contains("single-threaded mode"));
 
+    // Empty variables (docker-compose passing an unset host variable) mean "default".
+    let mut cmd = command();
+    cmd.env("ENGINE_THREADED", "")
+        .env("ENGINE_MCAST_ENABLED", "")
+        .args(["--tcp-port", "0", "--udp-port", "0"]);
+    assert!(start_cmd(cmd)
+        .proc
+        .log_text()
+        .contains("single-threaded mode"));
+
+    // A port in use: a clear error and a non-zero exit.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = command()
+        .args(["--bind", "127.0.0.1", "--udp-port", "0", "--tcp-port"])
+        .arg(taken.local_addr().unwrap().port().to_string())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bind TCP 127.0.0.1:"), "{err}");
+
     // UDP only.
     let mut cmd = command();
     cmd.env("ENGINE_TCP_ENABLED", "false")
