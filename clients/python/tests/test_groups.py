@@ -31,9 +31,12 @@ def test_second_member_triggers_rebalance_and_stale_commit_is_refused(server, to
         # the first member learns of the rebalance from its heartbeat answer ...
         with pytest.raises(errors.RebalanceInProgress):
             c1.heartbeat(group, a1.consumer_id, a1.generation)
-        # ... its old generation may no longer commit ...
+        # ... its old generation may no longer commit what the new member owns (but may
+        # still commit a partition nobody newer took over: commit-before-revoke) ...
         with pytest.raises((errors.IllegalGeneration, errors.RebalanceInProgress)):
-            c1.group_commit(group, a1.consumer_id, a1.generation, topic, 0, 5)
+            c1.group_commit(group, a1.consumer_id, a1.generation, topic, a2.partitions[0], 0)
+        kept = next(p for p in range(4) if p not in a2.partitions)
+        c1.group_commit(group, a1.consumer_id, a1.generation, topic, kept, 0)
         # ... and rejoining with its id gives it its share of the range assignment.
         r1 = c1.join_group_v2(group, topic, a1.consumer_id, 30000)
         assert r1.consumer_id == a1.consumer_id

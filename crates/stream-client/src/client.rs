@@ -62,6 +62,9 @@ pub struct StreamClient {
     in_flight: VecDeque<u32>,
     timeout: Option<Duration>,
     broken: Option<String>,
+    /// True while a write or read is in progress: still true on entry means the future
+    /// doing it was dropped (e.g. by a caller's timeout) mid-way.
+    busy: bool,
 }
 
 fn server_err(code: ErrorCode, message: String) -> ClientError {
@@ -117,6 +120,7 @@ impl StreamClient {
             in_flight: VecDeque::new(),
             timeout: Some(DEFAULT_TIMEOUT),
             broken: None,
+            busy: false,
         })
     }
 
@@ -151,6 +155,19 @@ impl StreamClient {
         }
     }
 
+    /// Starts a socket operation. A previous one that never finished was cancelled: a frame
+    /// may be half written or an answer half read, so the connection cannot be trusted.
+    fn enter(&mut self) -> Result<(), ClientError> {
+        if self.busy && self.broken.is_none() {
+            self.broken = Some(
+                "an earlier request was cancelled mid-flight (e.g. by a timeout); reconnect".into(),
+            );
+        }
+        self.usable()?;
+        self.busy = true;
+        Ok(())
+    }
+
     fn poison<T>(&mut self, r: Result<T, ClientError>) -> Result<T, ClientError> {
         if let Err(e) = &r {
             if !matches!(e, ClientError::Server { .. }) {
@@ -171,8 +188,9 @@ impl StreamClient {
 
     /// Writes the queued requests.
     pub async fn flush(&mut self) -> Result<(), ClientError> {
-        self.usable()?;
+        self.enter()?;
         let r = self.writer.flush().await;
+        self.busy = false;
         self.poison(r)
     }
 
@@ -191,6 +209,7 @@ impl StreamClient {
                 "recv() with no request in flight".into(),
             ));
         };
+        self.enter()?;
         let r = match self.timeout {
             None => self.reader.read_response(expected).await,
             Some(t) => {
@@ -203,6 +222,7 @@ impl StreamClient {
                 }
             }
         };
+        self.busy = false;
         let r = self.poison(r);
         self.in_flight.pop_front();
         r

@@ -285,11 +285,19 @@ async fn group_operations() {
         .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::RebalanceInProgress));
     assert!(e.needs_rejoin());
+    // Before rejoining, m1 may still commit a partition nobody newer took over
+    // (commit-before-revoke), but not one the new member owns now.
+    let theirs = m2.partitions[0];
     let e = c
-        .group_commit("v2", &m1.consumer_id, m1.generation, "g", 1, 20)
+        .group_commit("v2", &m1.consumer_id, m1.generation, "g", theirs, 0)
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::IllegalGeneration));
+    let mine = (0..4).find(|p| !m2.partitions.contains(p)).unwrap();
+    let hw = c.partition_offsets("g", mine).await.unwrap().1;
+    c.group_commit("v2", &m1.consumer_id, m1.generation, "g", mine, hw)
+        .await
+        .unwrap();
     let r1 = c
         .join_group_v2("v2", "g", &m1.consumer_id, session)
         .await

@@ -173,3 +173,26 @@ async fn connection_refused_names_the_address() {
     let e = StreamClient::connect(&addr).await.err().unwrap();
     assert!(e.to_string().contains(&addr), "{e}");
 }
+
+#[tokio::test]
+async fn a_cancelled_request_makes_the_connection_refuse_further_use() {
+    let addr = fake(|s| async move {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(s);
+    })
+    .await;
+    let mut c = StreamClient::connect(&addr).await.unwrap();
+    // The caller gives up (its own timeout drops the future while it waits for the answer).
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), c.list_topics())
+            .await
+            .is_err()
+    );
+    // A late answer would now be matched to the wrong request: refuse instead.
+    let e = c.list_topics().await.unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Io(io) if io.kind() == ErrorKind::NotConnected),
+        "{e}"
+    );
+    assert!(e.to_string().contains("cancelled"), "{e}");
+}
