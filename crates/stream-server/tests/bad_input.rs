@@ -156,3 +156,49 @@ fn half_sent_frame_is_closed_by_the_idle_timeout() {
     c.send_raw(&[0u8; 10]);
     assert!(c.closed());
 }
+
+#[test]
+fn random_payloads_for_every_type_are_answered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(dir.path(), &[]);
+    let mut c = Client::connect(addr);
+    c.create_topic("t", 2);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mut ids: Vec<u32> = RequestType::ALL.iter().map(|t| t.id()).collect();
+    ids.extend([2, 13, 99, 1000]);
+    // Pipelined: 2000 frames with valid headers and random payloads (sometimes a valid
+    // request with a few bytes flipped), each answered with its type, in order.
+    let mut wire = Vec::new();
+    let mut sent = Vec::new();
+    for i in 0..2000 {
+        let type_id = ids[rng.gen_range(0..ids.len())];
+        if type_id == RequestType::Disconnect.id() {
+            continue;
+        }
+        let payload: Vec<u8> = if i % 3 == 0 {
+            let mut p = common::produce_req("t", b"k", b"value").to_frame()[HEADER_LEN..].to_vec();
+            let at = rng.gen_range(0..p.len());
+            p[at] ^= rng.gen::<u8>() | 1;
+            p
+        } else {
+            let n = rng.gen_range(0..64);
+            (0..n).map(|_| rng.gen()).collect()
+        };
+        wire.extend_from_slice(&Header::new(type_id, payload.len() as u32).to_bytes());
+        wire.extend_from_slice(&payload);
+        sent.push(type_id);
+    }
+    let writer = {
+        let mut s = c.stream.try_clone().unwrap();
+        std::thread::spawn(move || std::io::Write::write_all(&mut s, &wire).unwrap())
+    };
+    for type_id in sent {
+        let f = c.recv_frame().expect("answer");
+        assert_eq!(f.header.type_id, type_id);
+        Response::decode(type_id, f.payload).expect("well-formed answer");
+    }
+    writer.join().unwrap();
+    assert_eq!(c.call(&Request::ListTopics).error_code(), ErrorCode::None);
+    let status = server.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", server.log_text());
+}
