@@ -13,6 +13,12 @@
 //! A cancel that names no symbol goes to every processor; only the one whose engine
 //! `owns_order` processes it. When none does, the router emits the `R ... 4` itself, as the
 //! engine would.
+//!
+//! Duplicate order ids: one engine rejects a new order whose id rests in any of its books, but
+//! a processor only sees its own. The router therefore keeps an index of resting orders learnt
+//! from the output it delivers (acks, trade quantities, cancel acks) and of new orders in
+//! flight; an id reused on another processor makes it wait until everything sent is delivered
+//! (the index is then exact) and reject with code 5 itself when the order still rests.
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
