@@ -1,5 +1,7 @@
 //! Throughput of the matching core on the realistic mix of `workload.rs`, end to end: each
-//! message is processed and its output encoded (binary, or CSV) into a reused buffer.
+//! message is processed and its output encoded (binary, or CSV) into a reused buffer; the
+//! `_prefetch` variant also issues `Engine::prefetch`/`prefetch_orders` a few messages ahead, as
+//! a caller draining a batch can.
 //!
 //! `cargo bench -p engine-core --bench engine`
 
@@ -28,13 +30,24 @@ impl<const CSV: bool> Sink for Encode<CSV> {
 
 const STREAM: usize = 1_000_000;
 
-fn run<const CSV: bool>(w: &workload::Workload, iters: u64) -> Duration {
+/// How far ahead the prefetching variant hints the order index (and half as far the orders).
+const PREFETCH_DISTANCE: usize = 4;
+
+fn run<const CSV: bool, const PREFETCH: bool>(w: &workload::Workload, iters: u64) -> Duration {
     let mut total = Duration::ZERO;
     let mut sink = Encode::<CSV>(Vec::with_capacity(1 << 16));
     for _ in 0..iters {
         let mut engine = workload::primed_engine(w);
         let start = Instant::now();
-        for m in &w.stream {
+        for (i, m) in w.stream.iter().enumerate() {
+            if PREFETCH {
+                if let Some(next) = w.stream.get(i + PREFETCH_DISTANCE) {
+                    engine.prefetch(next);
+                }
+                if let Some(next) = w.stream.get(i + PREFETCH_DISTANCE / 2) {
+                    engine.prefetch_orders(next);
+                }
+            }
             engine.process(1, m, &mut sink);
             black_box(&sink.0);
             sink.0.clear();
@@ -51,9 +64,14 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(10));
     g.bench_function("binary_out", |b| {
-        b.iter_custom(|iters| run::<false>(&w, iters))
+        b.iter_custom(|iters| run::<false, false>(&w, iters))
     });
-    g.bench_function("csv_out", |b| b.iter_custom(|iters| run::<true>(&w, iters)));
+    g.bench_function("csv_out", |b| {
+        b.iter_custom(|iters| run::<true, false>(&w, iters))
+    });
+    g.bench_function("binary_out_prefetch", |b| {
+        b.iter_custom(|iters| run::<false, true>(&w, iters))
+    });
     g.finish();
 }
 

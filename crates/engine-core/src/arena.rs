@@ -129,6 +129,12 @@ impl Arena {
         &self.nodes[slot as usize]
     }
 
+    /// Hints the CPU to fetch the node in `slot` (no effect on results).
+    #[inline]
+    pub fn prefetch(&self, slot: u32) {
+        crate::index::prefetch_ptr(self.nodes.as_ptr().wrapping_add(slot as usize));
+    }
+
     /// The node in `slot`, mutably.
     #[inline]
     pub fn get_mut(&mut self, slot: u32) -> &mut Node {

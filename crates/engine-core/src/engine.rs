@@ -168,12 +168,36 @@ impl Engine {
 
     /// Hints the CPU to start fetching the order-index bucket that `msg` will look up, so that
     /// a caller holding a batch of messages (e.g. a server draining its queue) can overlap that
-    /// memory access with processing the previous message. Never changes any result.
+    /// memory access with processing earlier messages. Never changes any result. Best issued
+    /// two messages ahead, with [`Engine::prefetch_orders`] one message ahead.
     #[inline]
     pub fn prefetch(&self, msg: &InputMsg) {
         match msg {
             InputMsg::New(o) => self.index.prefetch(order_key(o.user, o.user_order_id)),
             InputMsg::Cancel(c) => self.index.prefetch(order_key(c.user, c.user_order_id)),
+            InputMsg::Flush => {}
+        }
+    }
+
+    /// Second prefetch stage: reads the index bucket of `msg` (fetched by an earlier
+    /// [`Engine::prefetch`]) and hints the CPU to fetch the order it names (a cancel) or the
+    /// first order a new order would trade with. Never changes any result.
+    #[inline]
+    pub fn prefetch_orders(&self, msg: &InputMsg) {
+        match msg {
+            InputMsg::Cancel(c) => {
+                if let Some(slot) = self.index.get(order_key(c.user, c.user_order_id)) {
+                    self.arena.prefetch(slot);
+                }
+            }
+            InputMsg::New(o) => {
+                if let Some(&b) = self.by_symbol.get(&symbol_key(&o.symbol)) {
+                    let opp = 1 - side_index(o.side);
+                    if let Some(level) = self.books[b as usize].sides[opp].last() {
+                        self.arena.prefetch(level.head);
+                    }
+                }
+            }
             InputMsg::Flush => {}
         }
     }

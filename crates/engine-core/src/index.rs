@@ -112,7 +112,7 @@ impl OrderIndex {
     }
 
     /// The slot of `key`.
-    #[cfg(test)]
+    #[inline]
     pub fn get(&self, key: u64) -> Option<u32> {
         self.find(key).map(|i| self.entries[i].slot)
     }
@@ -174,20 +174,21 @@ impl OrderIndex {
     /// Hints the CPU to fetch the bucket where `key` would be found (no effect on results).
     #[inline]
     pub fn prefetch(&self, key: u64) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let p = self.entries.as_ptr().wrapping_add(self.home(key));
-            // SAFETY: a prefetch never faults and has no observable effect; `p` points into
-            // (or one past) the table, which is all prefetching needs.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    p.cast::<i8>(),
-                )
-            };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = key;
+        prefetch_ptr(self.entries.as_ptr().wrapping_add(self.home(key)));
     }
+}
+
+/// Hints the CPU to fetch the cache line at `p` (no effect on results; never faults).
+#[inline]
+pub(crate) fn prefetch_ptr<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults, whatever the address, and has no
+    // observable effect.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 #[cfg(test)]

@@ -380,6 +380,9 @@ fn run(config: EngineConfig, ops: &[Op]) -> Result<(), TestCaseError> {
         let mut want = Vec::new();
         match op {
             Op::Msg(client, msg) => {
+                // Prefetch hints must never change anything.
+                engine.prefetch(msg);
+                engine.prefetch_orders(msg);
                 engine.process(*client, msg, &mut got);
                 model.process(*client, msg, &mut want);
             }
