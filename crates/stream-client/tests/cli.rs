@@ -85,6 +85,16 @@ fn topics_create_list_describe_delete() {
     let v = json(a, &["topics", "describe", "orders"]);
     assert_eq!(v["partitions"], 3);
     assert_eq!(v["messages"], 0);
+    produce(a, &["produce", "orders", "-p", "2"], "x\ny\n");
+    let v = json(a, &["topics", "describe", "orders"]);
+    assert_eq!(v["messages"], 2);
+    assert_eq!(v["partition_info"][2]["high_watermark"], 2);
+    assert_eq!(v["partition_info"][2]["log_start_offset"], 0);
+    let table = ok(a, &["topics", "describe", "orders"]);
+    assert!(table.starts_with("topic orders: 3 partition(s), 2 message(s)"));
+    assert!(table
+        .lines()
+        .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["2", "0", "2"]));
     // errors: non-zero exit and the server's code on stderr
     let out = cli(a, &["topics", "create", "orders"]);
     assert!(!out.status.success());

@@ -226,13 +226,20 @@ async fn topics(addr: &str, cmd: TopicsCmd, json: bool) -> Result<()> {
                 .with_context(|| format!("describing topic {name}"))?;
             let mut parts = Vec::new();
             for p in 0..n {
-                parts.push((p, high_watermark(&mut c, &name, p).await?));
+                let (start, hw) = c
+                    .partition_offsets(&name, p)
+                    .await
+                    .with_context(|| format!("reading partition {p} of {name}"))?;
+                parts.push((p, start, hw));
             }
-            let total: u64 = parts.iter().map(|(_, hw)| hw).sum();
+            // Messages still stored (retention may have removed the oldest).
+            let total: u64 = parts.iter().map(|(_, s, hw)| hw.saturating_sub(*s)).sum();
             if json {
                 let v: Vec<_> = parts
                     .iter()
-                    .map(|(p, hw)| json!({"partition": p, "high_watermark": hw}))
+                    .map(|(p, s, hw)| {
+                        json!({"partition": p, "log_start_offset": s, "high_watermark": hw})
+                    })
                     .collect();
                 println!(
                     "{}",
@@ -242,9 +249,9 @@ async fn topics(addr: &str, cmd: TopicsCmd, json: bool) -> Result<()> {
                 println!("topic {name}: {n} partition(s), {total} message(s)");
                 let rows = parts
                     .iter()
-                    .map(|(p, hw)| vec![p.to_string(), hw.to_string()])
+                    .map(|(p, s, hw)| vec![p.to_string(), s.to_string(), hw.to_string()])
                     .collect();
-                print_table(&["PARTITION", "HIGH_WATERMARK"], rows);
+                print_table(&["PARTITION", "LOG_START", "HIGH_WATERMARK"], rows);
             }
         }
     }
