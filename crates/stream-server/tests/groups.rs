@@ -149,8 +149,16 @@ fn survivor_takes_over_after_session_timeout_without_gaps() {
     assert_eq!(a.commit(a.partitions[0], 9), ErrorCode::IllegalGeneration);
     a.generation = g;
 
-    // b dies (its connection stays open but it never heartbeats again); a keeps heartbeating
+    // b is killed: its connection drops and it never heartbeats again. a keeps heartbeating
     // until the server tells it to rejoin.
+    let b_partitions = b.partitions.clone();
+    drop(b.c);
+    let mut b = Member {
+        c: Client::connect(addr),
+        id: b.id,
+        generation: b.generation,
+        partitions: b_partitions,
+    };
     let t = Instant::now();
     let rebalanced = loop {
         assert!(t.elapsed() < Duration::from_secs(30), "no eviction");
@@ -167,7 +175,7 @@ fn survivor_takes_over_after_session_timeout_without_gaps() {
     );
     a.rejoin();
     assert_eq!(a.partitions, vec![0, 1, 2, 3]);
-    // b is gone: its heartbeat and commits are refused.
+    // b is gone: a late heartbeat or commit under its old identity is refused.
     assert_eq!(b.heartbeat(), ErrorCode::ConsumerNotFound);
     assert_eq!(b.commit(b.partitions[0], 10), ErrorCode::ConsumerNotFound);
 
