@@ -293,7 +293,7 @@ impl Pump {
     ) -> Result<(), PublishError> {
         if !self.known_topics.contains(topic) {
             publisher.create_topic(topic, self.partitions).await?;
-            tracing::info!(topic, "topic ready");
+            tracing::info!(topic = %topic, "topic ready");
             self.known_topics.insert(topic.to_owned());
         }
         Ok(())
