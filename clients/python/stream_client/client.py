@@ -128,11 +128,27 @@ class StreamClient:
         self._send(p.frame(req_type, payload))
         return self._read_response(req_type, extra_wait)
 
+    #: Most requests `pipeline()` keeps in flight.
+    PIPELINE_WINDOW = 1024
+
     def pipeline(self, requests: Iterable[Tuple[int, bytes]]) -> List[bytes]:
-        """Sends all requests, then reads the answers (in request order). Returns payloads."""
+        """Sends the requests pipelined and returns the answers' payloads, in request order.
+
+        At most PIPELINE_WINDOW requests are in flight, refilled in bursts of half a window:
+        writing a long list before reading anything could deadlock (the server stops reading
+        while its answers back up unread).
+        """
         reqs = list(requests)
-        self._send(b"".join(p.frame(t, body) for t, body in reqs))
-        return [self._read_response(t) for t, _ in reqs]
+        out: List[bytes] = []
+        sent = 0
+        window = self.PIPELINE_WINDOW
+        while len(out) < len(reqs):
+            if sent - len(out) <= window // 2:
+                end = min(len(reqs), len(out) + window)
+                self._send(b"".join(p.frame(t, body) for t, body in reqs[sent:end]))
+                sent = end
+            out.append(self._read_response(reqs[len(out)][0]))
+        return out
 
     # ---- topics -------------------------------------------------------------------------
 

@@ -82,6 +82,12 @@ def test_pipelined_produce_answers_in_order(client, topic):
     assert [m.value for m in f.messages] == [b"m%d" % i for i in range(500)]
 
 
+def test_long_pipelines_do_not_deadlock(client, topic):
+    client.create_topic(topic, 1)
+    got = client.produce_many(topic, [(b"", b"v" * 1024)] * 20000)
+    assert [g.offset for g in got] == list(range(20000))
+
+
 def test_batch_produce_to_topic_and_partition(client, topic):
     client.create_topic(topic, 2)
     got = client.produce_batch(topic, [(b"", b"a"), (b"", b"b"), (b"", b"c")], partition=1)

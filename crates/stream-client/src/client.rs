@@ -16,6 +16,9 @@ use crate::error::ClientError;
 /// Default time allowed for an answer (a FETCH_WAIT gets its wait on top).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Most requests [`StreamClient::pipeline`] keeps in flight.
+pub const PIPELINE_WINDOW: usize = 1024;
+
 /// Where a produced message landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Produced {
@@ -234,13 +237,29 @@ impl StreamClient {
         self.recv().await
     }
 
-    /// Sends all `reqs` in one write, then reads their answers (in order).
+    /// Sends `reqs` pipelined and returns their answers (in order).
+    ///
+    /// At most [`PIPELINE_WINDOW`] requests are in flight, refilled in bursts of half a
+    /// window: sending everything before reading anything could deadlock on a long list (the
+    /// server stops reading while its answers back up in our unread receive buffer).
     pub async fn pipeline(&mut self, reqs: &[Request]) -> Result<Vec<Response>, ClientError> {
-        for r in reqs {
-            self.send(r)?;
-        }
-        let mut out = Vec::with_capacity(reqs.len());
-        for _ in reqs {
+        self.windowed(reqs.len(), |i| reqs[i].clone()).await
+    }
+
+    async fn windowed(
+        &mut self,
+        n: usize,
+        mut make: impl FnMut(usize) -> Request,
+    ) -> Result<Vec<Response>, ClientError> {
+        let mut out = Vec::with_capacity(n);
+        let mut sent = 0;
+        while out.len() < n {
+            if sent - out.len() <= PIPELINE_WINDOW / 2 {
+                while sent < n && sent - out.len() < PIPELINE_WINDOW {
+                    self.send(&make(sent))?;
+                    sent += 1;
+                }
+            }
             out.push(self.recv().await?);
         }
         Ok(out)
@@ -351,29 +370,16 @@ impl StreamClient {
         topic: &str,
         records: &[(Bytes, Bytes)],
     ) -> Result<Vec<Produced>, ClientError> {
-        for (key, value) in records {
-            self.send(&Request::Produce {
+        let answers = self
+            .windowed(records.len(), |i| Request::Produce {
                 topic: topic.to_string(),
-                key: key.clone(),
-                value: value.clone(),
+                key: records[i].0.clone(),
+                value: records[i].1.clone(),
                 priority: Priority::Normal as u8,
-            })?;
-        }
-        let mut out = Vec::with_capacity(records.len());
-        let mut first_err = None;
-        for _ in records {
-            // Read every answer even after a server error, to keep the connection in step.
-            match produced(self.recv().await?) {
-                Ok(p) => out.push(p),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+            })
+            .await?;
+        // Every answer was read even after a server error: the connection stays in step.
+        answers.into_iter().map(produced).collect()
     }
 
     /// BATCH_PRODUCE: all `records` in one request, to `partition` or (with `None`) each by

@@ -45,7 +45,7 @@ mod consumer;
 mod error;
 mod producer;
 
-pub use client::{Assignment, Fetched, Produced, StreamClient, DEFAULT_TIMEOUT};
+pub use client::{Assignment, Fetched, Produced, StreamClient, DEFAULT_TIMEOUT, PIPELINE_WINDOW};
 pub use consumer::{ConsumerConfig, GroupConsumer, StartFrom};
 pub use error::ClientError;
 pub use producer::{BatchProducer, ProduceAck, ProducerConfig};

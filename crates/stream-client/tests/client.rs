@@ -148,6 +148,11 @@ async fn pipelining_and_batches() {
             .collect();
         assert_eq!(offs, (0..offs.len() as u64).collect::<Vec<_>>());
     }
+    // far more than a window: no deadlock however long the list (1 KiB values)
+    let big: Vec<(Bytes, Bytes)> = (0..20_000)
+        .map(|_| (Bytes::new(), Bytes::from(vec![b'v'; 1024])))
+        .collect();
+    assert_eq!(c.produce_pipelined("p", &big).await.unwrap().len(), 20_000);
     // mixed request types pipelined
     let answers = c
         .pipeline(&[
