@@ -121,7 +121,8 @@ def test_operations_tables_list_every_variable_with_its_default(program):
     section = ops.split(f"### {program}\n", 1)[1].split("\n### ", 1)[0]
     rows = table_rows(section)
     for var, default in options.items():
-        assert var in rows, f"{var} ({program}) missing from docs/operations.md"
+        assert var in rows, (f"{var} ({program} --help) is not documented: add a row for it to "
+                             f"the `### {program}` table of docs/operations.md")
         if default is not None and var != "ENGINE_THREADED":
             assert f"`{default}`" in rows[var], f"{var}: default {default!r} not in: {rows[var]}"
     # ... and nothing documented there that the program no longer reads.
