@@ -443,3 +443,38 @@ fn metrics_endpoint_serves_prometheus_text() {
     }
     let _ = server.terminate(std::time::Duration::from_secs(30));
 }
+
+#[test]
+fn every_durability_policy_serves_produce_and_fetch() {
+    for policy in ["every-write", "interval:50ms", "never", "group-commit"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut server, addr) = start(dir.path(), &[&format!("--durability={policy}")]);
+        let mut c = Client::connect(addr);
+        c.create_topic("d", 2);
+        for i in 0..50u32 {
+            c.produce("d", format!("k{i}").as_bytes(), b"v");
+        }
+        match c.call(&Request::BatchProduce {
+            topic: "d".into(),
+            partition: PARTITION_ANY,
+            records: (0..50)
+                .map(|i| ProduceRecord {
+                    key: Bytes::from(format!("b{i}")),
+                    value: Bytes::from_static(b"w"),
+                    priority: 3,
+                })
+                .collect(),
+        }) {
+            Response::BatchProduce { error, offsets, .. } => {
+                assert_eq!(error, ErrorCode::None, "{policy}");
+                assert_eq!(offsets.len(), 50);
+            }
+            r => panic!("{r:?}"),
+        }
+        let n: usize = (0..2).map(|p| c.fetch_all("d", p, 0).len()).sum();
+        assert_eq!(n, 100, "{policy}");
+        assert!(server
+            .terminate(std::time::Duration::from_secs(30))
+            .success());
+    }
+}
