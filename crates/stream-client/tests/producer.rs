@@ -36,6 +36,7 @@ async fn batches_acknowledge_every_message_with_its_offset() {
     }
     producer.flush().await.unwrap();
     let mut by_partition: BTreeMap<u32, BTreeMap<u64, (String, u32)>> = BTreeMap::new();
+    let mut last_of_key: BTreeMap<String, u64> = BTreeMap::new();
     for (key, i, ack) in acks {
         let p = ack.await.unwrap();
         if !key.is_empty() {
@@ -44,6 +45,14 @@ async fn batches_acknowledge_every_message_with_its_offset() {
                 partition_for_key(key.as_bytes(), 4),
                 "key {key}"
             );
+            // per-key order is the send order
+            if let Some(prev) = last_of_key.insert(key.clone(), p.offset) {
+                assert!(
+                    p.offset > prev,
+                    "key {key}: offset {} after {prev}",
+                    p.offset
+                );
+            }
         }
         assert!(by_partition
             .entry(p.partition)
