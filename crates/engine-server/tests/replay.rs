@@ -1,0 +1,36 @@
+//! `matching_engine replay` still works next to the server (the default command).
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+
+#[test]
+fn replay_reads_stdin_and_a_file() {
+    let input = "N, 1, IBM, 10, 100, B, 1\nN, 2, IBM, 10, 50, S, 1\nbad\n";
+    let want = "A, IBM, 1, 1\nB, IBM, B, 10, 100\nA, IBM, 2, 1\nT, IBM, 1, 1, 2, 1, 10, 50\nB, IBM, B, 10, 50\n";
+    let mut child = common::command()
+        .arg("replay")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 3"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scenario.csv");
+    std::fs::write(&file, input).unwrap();
+    let out = common::command().arg("replay").arg(&file).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+}
