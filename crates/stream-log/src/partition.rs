@@ -16,7 +16,7 @@ use crate::config::{Durability, LogConfig, MAX_SEGMENT_BYTES};
 use crate::error::{IoContext, LogError, Result};
 use crate::index::{IndexEntry, TimeEntry};
 use crate::record::{encode_into, Record, MAX_MESSAGE_BYTES};
-use crate::segment::{IndexBuilder, Segment};
+use crate::segment::{CleanMarker, IndexBuilder, Segment};
 
 /// Offsets assigned to an appended batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,8 @@ pub struct RecoveryReport {
     pub log_start_offset: u64,
     /// The high watermark after recovery.
     pub high_watermark: u64,
+    /// Bytes read by validation scans (0 after a clean shutdown with intact indexes).
+    pub scanned_bytes: u64,
 }
 
 impl RecoveryReport {
@@ -168,28 +170,37 @@ impl PartitionLog {
             }
         }
         bases.sort_unstable();
+        // Used at most once: removed now, rewritten by the next flush.
+        let marker_path = dir.join(CleanMarker::FILE);
+        let clean = fs::read_to_string(&marker_path)
+            .ok()
+            .and_then(|t| CleanMarker::parse(&t));
+        let _ = fs::remove_file(&marker_path);
         let now = now_ms();
         let sync_meta = config.durability != Durability::Never;
         let mut notes = Vec::new();
         let mut segments = Vec::with_capacity(bases.len().max(1));
         let mut truncated_bytes = 0;
+        let mut scanned_bytes = 0;
         let mut active_scan = None;
         for (i, &base) in bases.iter().enumerate() {
             let active = i + 1 == bases.len();
-            let (seg, scan, cut) = Segment::open(
+            let o = Segment::open(
                 dir,
                 base,
                 partition,
                 config.index_interval_bytes,
                 active,
+                clean.as_ref(),
                 now,
                 &mut notes,
             )?;
-            truncated_bytes += cut;
+            truncated_bytes += o.truncated;
+            scanned_bytes += o.scanned;
             if active {
-                active_scan = scan;
+                active_scan = o.scan;
             }
-            segments.push(Arc::new(seg));
+            segments.push(Arc::new(o.seg));
         }
         if segments.is_empty() {
             segments.push(Arc::new(Segment::create(dir, 0, partition, now)?));
@@ -209,6 +220,7 @@ impl PartitionLog {
             notes,
             log_start_offset: log_start,
             high_watermark: next_offset,
+            scanned_bytes,
         };
         for n in &report.notes {
             tracing::warn!(dir = %dir.display(), partition, "recovery: {n}");
@@ -660,13 +672,20 @@ impl PartitionLog {
         Ok(removed.len())
     }
 
-    /// Fsyncs the active segment and writes its indexes (for shutdown); afterwards everything
-    /// appended so far is durable whatever the policy.
+    /// Fsyncs the active segment, writes its indexes and a clean-shutdown marker (for
+    /// shutdown: the next open then skips the scan of the active segment if it is unchanged).
+    /// Afterwards everything appended so far is durable whatever the policy.
     pub fn flush(&self) -> Result<()> {
         let sh = &*self.shared;
         let w = lock(&sh.writer);
         w.active.file.sync_data().ctx("fsync", &w.active.log_path)?;
         w.active.write_indexes(true)?;
+        let marker = CleanMarker::new(&w.active, w.next_offset, &w.builder);
+        crate::index::write_atomic(
+            &sh.dir.join(CleanMarker::FILE),
+            marker.encode().as_bytes(),
+            true,
+        )?;
         let hw = w.next_offset;
         drop(w);
         let mut s = lock(&sh.sync);

@@ -71,6 +71,84 @@ impl IndexBuilder {
     }
 }
 
+/// The clean-shutdown marker written by `PartitionLog::flush` after the active segment and its
+/// indexes are on disk. If the active segment still has exactly `size` bytes on the next open,
+/// its indexes are loaded instead of rescanning the whole segment. Text, one `key=value` a line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CleanMarker {
+    pub base: u64,
+    pub size: u64,
+    pub next_offset: u64,
+    pub created_ms: u64,
+    pub bytes_since: u64,
+    pub max_ts: u64,
+    pub last_time_ts: u64,
+}
+
+impl CleanMarker {
+    pub(crate) const FILE: &'static str = "clean-shutdown.marker";
+
+    pub(crate) fn encode(&self) -> String {
+        format!(
+            "base={}\nsize={}\nnext_offset={}\ncreated_ms={}\nbytes_since={}\nmax_ts={}\nlast_time_ts={}\n",
+            self.base, self.size, self.next_offset, self.created_ms, self.bytes_since, self.max_ts, self.last_time_ts
+        )
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<CleanMarker> {
+        let mut m = CleanMarker::default();
+        let mut seen = 0;
+        for line in text.lines() {
+            let (k, v) = line.split_once('=')?;
+            let v: u64 = v.parse().ok()?;
+            let slot = match k {
+                "base" => &mut m.base,
+                "size" => &mut m.size,
+                "next_offset" => &mut m.next_offset,
+                "created_ms" => &mut m.created_ms,
+                "bytes_since" => &mut m.bytes_since,
+                "max_ts" => &mut m.max_ts,
+                "last_time_ts" => &mut m.last_time_ts,
+                _ => return None,
+            };
+            *slot = v;
+            seen += 1;
+        }
+        (seen == 7 && m.next_offset >= m.base).then_some(m)
+    }
+
+    pub(crate) fn builder(&self) -> IndexBuilder {
+        IndexBuilder {
+            bytes_since: self.bytes_since,
+            max_ts: self.max_ts,
+            last_time_ts: self.last_time_ts,
+        }
+    }
+
+    pub(crate) fn new(seg: &Segment, next_offset: u64, b: &IndexBuilder) -> CleanMarker {
+        CleanMarker {
+            base: seg.base,
+            size: seg.size(),
+            next_offset,
+            created_ms: seg.created_ms,
+            bytes_since: b.bytes_since,
+            max_ts: b.max_ts,
+            last_time_ts: b.last_time_ts,
+        }
+    }
+}
+
+/// A segment opened by `Segment::open` with what recovery found.
+pub(crate) struct Opened {
+    pub seg: Segment,
+    /// Writer state for the active segment.
+    pub scan: Option<Scan>,
+    /// Bytes cut from a torn/corrupt tail.
+    pub truncated: u64,
+    /// Bytes read by validation scans.
+    pub scanned: u64,
+}
+
 /// What a full scan of a segment's bytes found.
 #[derive(Debug, Default)]
 pub(crate) struct Scan {
@@ -203,15 +281,17 @@ impl Segment {
     /// Opens an existing segment. The active segment is fully scanned and a torn/corrupt tail
     /// truncated; a sealed one loads its indexes (rebuilding them if missing or damaged).
     /// Returns the segment, its scan state for the writer (active only) and recovery notes.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn open(
         dir: &Path,
         base: u64,
         partition: u32,
         interval: u32,
         active: bool,
+        clean: Option<&CleanMarker>,
         now_ms: u64,
         notes: &mut Vec<String>,
-    ) -> Result<(Segment, Option<Scan>, u64)> {
+    ) -> Result<Opened> {
         let (log_path, index_path, time_path) = Self::paths(dir, base);
         let file = OpenOptions::new()
             .read(true)
@@ -234,6 +314,31 @@ impl Segment {
             sealed: AtomicBool::new(!active),
             map: Mutex::new(None),
         };
+        if let Some(m) = clean.filter(|m| active && m.base == base && m.size == len) {
+            // Clean shutdown and unchanged since: trust the indexes written by that flush (if
+            // they validate) instead of scanning the whole segment.
+            if let Some((idx, time)) = seg
+                .load_indexes(len)
+                .filter(|(idx, _)| seg.tail_matches(idx, len, m.next_offset, interval))
+            {
+                seg.max_ts.store(m.max_ts, Ordering::Relaxed);
+                seg.created_ms = m.created_ms.min(now_ms);
+                *seg.index.get_mut().unwrap_or_else(PoisonError::into_inner) = idx;
+                *seg.time.get_mut().unwrap_or_else(PoisonError::into_inner) = time;
+                let scan = Scan {
+                    valid_len: len,
+                    next_offset: m.next_offset,
+                    builder: m.builder(),
+                    ..Scan::default()
+                };
+                return Ok(Opened {
+                    seg,
+                    scan: Some(scan),
+                    truncated: 0,
+                    scanned: 0,
+                });
+            }
+        }
         if active {
             let s = seg.scan_file(len, interval)?;
             let mut truncated = 0;
@@ -257,25 +362,25 @@ impl Segment {
             if let Some(ts) = s.first_ts {
                 seg.created_ms = ts.min(now_ms);
             }
-            return Ok((seg, Some(s), truncated));
+            return Ok(Opened {
+                seg,
+                scan: Some(s),
+                truncated,
+                scanned: len,
+            });
         }
-        let idx = fs::read(&seg.index_path)
-            .ok()
-            .and_then(|b| index::decode_offset_index(&b, len));
-        let time = fs::read(&seg.time_path)
-            .ok()
-            .and_then(|b| index::decode_time_index(&b));
-        let idx = idx.filter(|e| seg.spot_check(e));
-        match (idx, time) {
-            (Some(idx), Some(time)) => {
+        let mut scanned = 0;
+        match seg.load_indexes(len) {
+            Some((idx, time)) => {
                 let max = time.last().map_or(0, |t| t.ts);
                 seg.max_ts.store(max, Ordering::Relaxed);
                 seg.created_ms = max.min(now_ms);
                 *seg.index.get_mut().unwrap_or_else(PoisonError::into_inner) = idx;
                 *seg.time.get_mut().unwrap_or_else(PoisonError::into_inner) = time;
             }
-            _ => {
+            None => {
                 let s = seg.scan_file(len, interval)?;
+                scanned = len;
                 notes.push(format!(
                     "{}: index missing or damaged, rebuilt from {} bytes",
                     seg.log_path.display(),
@@ -295,7 +400,52 @@ impl Segment {
                 seg.write_indexes(true)?;
             }
         }
-        Ok((seg, None, 0))
+        Ok(Opened {
+            seg,
+            scan: None,
+            truncated: 0,
+            scanned,
+        })
+    }
+
+    /// Validates the records after the last index entry (at most one index interval plus a
+    /// record) by length, offset and CRC, and checks they end exactly at `len` with
+    /// `next_offset`.
+    fn tail_matches(&self, idx: &[IndexEntry], len: u64, next_offset: u64, interval: u32) -> bool {
+        let start = idx.last().copied().unwrap_or(IndexEntry { rel: 0, pos: 0 });
+        let Some(tail_len) = len.checked_sub(u64::from(start.pos)) else {
+            return false;
+        };
+        if tail_len > u64::from(interval) + MAX_MESSAGE_BYTES as u64 {
+            return false;
+        }
+        let mut buf = vec![0u8; tail_len as usize];
+        if self
+            .file
+            .read_exact_at(&mut buf, u64::from(start.pos))
+            .is_err()
+        {
+            return false;
+        }
+        let s = scan(
+            &buf,
+            self.base + u64::from(start.rel),
+            self.partition,
+            interval,
+        );
+        s.bad.is_none() && s.valid_len == tail_len && s.next_offset == next_offset
+    }
+
+    /// Reads and validates both index files; `None` if either is missing or damaged.
+    fn load_indexes(&self, len: u64) -> Option<(Vec<IndexEntry>, Vec<TimeEntry>)> {
+        let idx = fs::read(&self.index_path)
+            .ok()
+            .and_then(|b| index::decode_offset_index(&b, len))
+            .filter(|e| self.spot_check(e))?;
+        let time = fs::read(&self.time_path)
+            .ok()
+            .and_then(|b| index::decode_time_index(&b))?;
+        Some((idx, time))
     }
 
     fn scan_file(&self, len: u64, interval: u32) -> Result<Scan> {
