@@ -22,6 +22,8 @@ use crate::metrics::RequestMetrics;
 pub const MAX_PARTITIONS: u32 = 10_000;
 /// Most record bytes one fetch returns: the response must stay under the 16 MiB frame limit.
 pub const FETCH_MAX_BYTES: u32 = MAX_PAYLOAD - 64 * 1024;
+/// Most messages in one BATCH_PRODUCE: its answer (12 bytes each) must fit a 16 MiB frame.
+pub const MAX_BATCH_RECORDS: usize = (MAX_PAYLOAD as usize - 64 * 1024) / 12;
 /// Longest long-poll wait a FETCH_WAIT may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
@@ -507,6 +509,16 @@ impl Broker {
         partition: u32,
         records: &[ProduceRecord],
     ) -> Result<Pending, Failure> {
+        if records.len() > MAX_BATCH_RECORDS {
+            // The answer (12 bytes per message) must fit a 16 MiB frame.
+            return Err((
+                ErrorCode::RequestTooLarge,
+                format!(
+                    "{} messages in one batch; at most {MAX_BATCH_RECORDS}",
+                    records.len()
+                ),
+            ));
+        }
         let t = self.topic(topic)?;
         let n = t.partitions.len() as u32;
         if n == 0 {

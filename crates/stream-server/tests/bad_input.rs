@@ -202,3 +202,30 @@ fn random_payloads_for_every_type_are_answered_in_order() {
     let status = server.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", server.log_text());
 }
+
+#[test]
+fn batch_whose_answer_would_exceed_16_mib_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = start(dir.path(), &[]);
+    let mut c = Client::connect(addr);
+    c.create_topic("t", 1);
+    let n = 1_400_000u32;
+    let mut payload = Vec::with_capacity(16 + n as usize * 9);
+    payload.extend_from_slice(&1u32.to_le_bytes());
+    payload.extend_from_slice(b"t");
+    payload.extend_from_slice(&0u32.to_le_bytes());
+    payload.extend_from_slice(&n.to_le_bytes());
+    for _ in 0..n {
+        payload.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    }
+    assert!(payload.len() <= MAX_PAYLOAD as usize);
+    c.send_raw(&Header::new(22, payload.len() as u32).to_bytes());
+    c.send_raw(&payload);
+    match c.recv() {
+        Response::BatchProduce { error, message, .. } => {
+            assert_eq!(error, ErrorCode::RequestTooLarge, "{message}")
+        }
+        r => panic!("{r:?}"),
+    }
+    assert_eq!(c.fetch("t", 0, 0, 1).high_watermark, 0, "nothing appended");
+}
