@@ -6,12 +6,12 @@
 //! - `encode_input` / `decode_output`: the other direction, for clients, tools and tests.
 //!
 //! Layouts (after the magic byte and the type byte), from the spec:
-//! `N` user u32, symbol [8], price u32, qty u32, side u8, userOrderId u32 (27 bytes);
-//! `C` user u32, symbol [8], userOrderId u32 (18); `F` nothing (2);
-//! `A`/`X` symbol [8], user u32, userOrderId u32 (18);
-//! `T` symbol [8], buyUser, buyOid, sellUser, sellOid, price, qty, all u32 (34);
-//! `B` symbol [8], side u8, price u32, qty u32, one zero pad byte (20; empty side: 0, 0);
-//! `R` symbol [8], user u32, userOrderId u32, reason u8 (19).
+//! `N` user u32, symbol `[u8; 8]`, price u32, qty u32, side u8, userOrderId u32 (27 bytes);
+//! `C` user u32, symbol `[u8; 8]`, userOrderId u32 (18); `F` nothing (2);
+//! `A`/`X` symbol `[u8; 8]`, user u32, userOrderId u32 (18);
+//! `T` symbol `[u8; 8]`, buyUser, buyOid, sellUser, sellOid, price, qty, all u32 (34);
+//! `B` symbol `[u8; 8]`, side u8, price u32, qty u32, one zero pad byte (20; empty side: 0, 0);
+//! `R` symbol `[u8; 8]`, user u32, userOrderId u32, reason u8 (19).
 //! A cancel's all-NUL symbol field means "no symbol given".
 
 use crate::message::{

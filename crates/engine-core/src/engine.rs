@@ -77,7 +77,7 @@ impl Default for EngineConfig {
 
 /// The engine: all books of one processor.
 ///
-/// Layout (see docs/engine.md): one [`Arena`] of order nodes shared by all books, one
+/// Layout (see docs/engine.md): one arena (slab) of order nodes shared by all books, one
 /// open-addressing table from (user, user order id) to arena slot (the order index: O(1) cancel,
 /// duplicate check and [`Engine::owns_order`]), books in a `Vec` found through a hash map from
 /// the symbol, plus a `BTreeMap` of symbols used only by flush and cancel-on-disconnect, which
