@@ -314,7 +314,11 @@ impl GroupConsumer {
         }
         if self.rebalance.load(Ordering::SeqCst) {
             self.commit_quietly().await?;
-            self.rejoin().await?;
+            if let Err(e) = self.rejoin().await {
+                // Still stale: try again on the next poll.
+                self.rebalance.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
         }
         if self.partitions.is_empty() {
             // More members than partitions: idle until the heartbeat reports a rebalance.
