@@ -104,7 +104,8 @@ impl Peer {
         }
     }
 
-    async fn send(&mut self, mt: &str, sending_time: &str, fields: &[(u32, &str)]) {
+    /// Encodes the next message from the gateway (takes a sequence number).
+    fn build(&mut self, mt: &str, sending_time: &str, fields: &[(u32, &str)]) -> Vec<u8> {
         let mut b = MessageBuilder::new("FIXT.1.1", mt);
         b.push(49, "Coinbase")
             .push(56, API_KEY)
@@ -114,7 +115,16 @@ impl Peer {
             b.push(*t, v);
         }
         self.seq += 1;
-        self.io.write_all(&b.finish().unwrap()).await.unwrap();
+        b.finish().unwrap()
+    }
+
+    async fn send(&mut self, mt: &str, sending_time: &str, fields: &[(u32, &str)]) {
+        let bytes = self.build(mt, sending_time, fields);
+        self.send_raw(&bytes).await;
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        self.io.write_all(bytes).await.unwrap();
         self.io.flush().await.unwrap();
     }
 
@@ -739,4 +749,109 @@ async fn buffers_while_the_stream_server_is_down_and_counts_drops() {
         log.contains("published=6 dropped=2 rejected=0 lost=0"),
         "{log}"
     );
+}
+
+/// Throughput, FIX in to stream server stored: N incrementals written by the gateway at
+/// once; the time until the last one can be fetched. Not a correctness test (ignored by
+/// default); the figure is in docs/performance.md.
+/// `cargo test -p coinbase-bridge --test e2e -- --ignored --nocapture throughput`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput_fix_to_stream_server() {
+    const N: usize = 50_000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut server_cmd = Command::new(bin_path("stream-server"));
+    server_cmd
+        .args([
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--metrics-port",
+            "off",
+            "--data-dir",
+        ])
+        .arg(&data);
+    let (_server, line) =
+        tokio::task::spawn_blocking(move || ServerProcess::spawn(server_cmd, "listening on"))
+            .await
+            .unwrap();
+    let stream_addr = parse_addr(&line).unwrap().to_string();
+    let (acceptor, ca) = tls_acceptor(dir.path());
+    let md = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let md_port = md.local_addr().unwrap().port();
+    let (start_tx, start_rx) = tokio::sync::oneshot::channel();
+    let gateway = tokio::spawn(async move {
+        let mut p = Peer::accept(&md, &acceptor).await;
+        p.logon().await;
+        p.subscriptions().await;
+        let mut stream = Vec::new();
+        for i in 1..=N {
+            let (id, rpt) = (format!("o{i}"), i.to_string());
+            stream.extend(p.build(
+                "X",
+                T_SNAP1,
+                &[
+                    (268, "1"),
+                    (279, "0"),
+                    (269, if i % 2 == 0 { "0" } else { "1" }),
+                    (278, &id),
+                    (83, &rpt),
+                    (55, "BTC-USD"),
+                    (270, "45230.50"),
+                    (271, "0.01500000"),
+                    (60, T_X1),
+                ],
+            ));
+        }
+        let t0 = std::time::Instant::now();
+        p.send_raw(&stream).await;
+        start_tx.send(t0).unwrap();
+        p
+    });
+    let mut cmd = Command::new(bin_path("coinbase-bridge"));
+    cmd.current_dir(dir.path())
+        .env("COINBASE_API_KEY", API_KEY)
+        .env("COINBASE_API_SECRET", SECRET)
+        .env("COINBASE_PASSPHRASE", PASSPHRASE)
+        .env("RUST_LOG", "info")
+        .args(["--md-host", "127.0.0.1", "--md-port", &md_port.to_string()])
+        .args(["--executions", "none", "--stream-addr", &stream_addr])
+        .arg("--ca-file")
+        .arg(&ca);
+    let _bridge =
+        tokio::task::spawn_blocking(move || ServerProcess::spawn(cmd, "coinbase-bridge starting"))
+            .await
+            .unwrap();
+    let t0 = start_rx.await.unwrap();
+    let mut client = StreamClient::connect(&stream_addr).await.unwrap();
+    let mut next = 0u64;
+    while (next as usize) < N {
+        match client
+            .fetch_wait(
+                "coinbase.BTC_USD",
+                0,
+                next,
+                10_000,
+                8 << 20,
+                Duration::from_secs(2),
+            )
+            .await
+        {
+            Ok(f) => next += f.messages.len() as u64,
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "too slow: {next} of {N}"
+        );
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "THROUGHPUT: {N} incrementals FIX -> stream server in {secs:.3} s = {:.0} msg/s",
+        N as f64 / secs
+    );
+    drop(gateway);
 }
