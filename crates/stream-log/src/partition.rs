@@ -422,6 +422,9 @@ impl PartitionLog {
         self.roll_locked(&mut w, now_ms())
     }
 
+    /// Order matters: nothing changes until the new segment exists (and, for fsync policies,
+    /// its directory entry is durable), so a failure (e.g. a full disk) leaves the old segment
+    /// active and writable and the next append retries the roll.
     fn roll_locked(&self, w: &mut Writer, now: u64) -> Result<()> {
         let sh = &*self.shared;
         let sync = sh.config.durability != Durability::Never;
@@ -429,16 +432,26 @@ impl PartitionLog {
         if sync {
             // Sealed segments are durable before the next one gets records, so the syncer only
             // ever has to fsync the active segment.
-            old.file.sync_data().ctx("fsync", &old.log_path)?;
+            if let Err(e) = old.file.sync_data() {
+                // After a failed fsync nothing unsynced can be promised any more.
+                w.failed = Some(format!("fsync {}: {e}", old.log_path.display()));
+                return Err(LogError::io("fsync", &old.log_path, e));
+            }
+        }
+        let seg = Arc::new(Segment::create(&sh.dir, w.next_offset, sh.partition, now)?);
+        if sync {
+            if let Err(e) = sync_dir(&sh.dir) {
+                let _ = seg.delete_files();
+                return Err(e);
+            }
         }
         old.seal(
             w.builder
                 .final_time_entry((w.next_offset - old.base) as u32),
         );
-        old.write_indexes(sync)?;
-        let seg = Arc::new(Segment::create(&sh.dir, w.next_offset, sh.partition, now)?);
-        if sync {
-            sync_dir(&sh.dir)?;
+        if let Err(e) = old.write_indexes(sync) {
+            // Indexes are rebuilt from the segment on the next open; not worth failing for.
+            tracing::warn!("writing indexes of a sealed segment: {e}");
         }
         sh.segments
             .write()

@@ -217,6 +217,59 @@ fn missing_or_damaged_indexes_are_rebuilt() {
 }
 
 #[test]
+fn failed_segment_roll_leaves_the_log_writable() {
+    let d = tempfile::tempdir().unwrap();
+    let config = small_segments(Durability::GroupCommit);
+    let log = PartitionLog::open(d.path(), 0, config.clone()).unwrap();
+    let mut failures = 0;
+    for i in 0..400 {
+        // A directory squatting on the next segment's name makes creating it fail.
+        let next = log.high_watermark();
+        let blocker = d.path().join(format!("{next:020}.log"));
+        let blocked = i % 2 == 0 && !blocker.exists();
+        if blocked {
+            fs::create_dir(&blocker).unwrap();
+        }
+        let (k, v) = (key_for(next), value_for(next));
+        let r = log.append(&[stream_log::Record {
+            timestamp_ms: 1,
+            key: &k,
+            value: &v,
+            priority: 0,
+            codec: 0,
+        }]);
+        if blocked {
+            fs::remove_dir(&blocker).unwrap();
+        }
+        match r {
+            Ok(a) => assert_eq!(a.base_offset, next),
+            Err(e) => {
+                assert!(e.to_string().contains(blocker.to_str().unwrap()), "{e}");
+                assert_eq!(
+                    log.high_watermark(),
+                    next,
+                    "a failed append assigns no offsets"
+                );
+                failures += 1;
+            }
+        }
+    }
+    assert!(failures > 3, "rolls were attempted and failed: {failures}");
+    assert!(log.segment_count() > 3);
+    read_all(&log, 0).iter().for_each(|r| check_record(r, 0));
+    let hw = log.high_watermark();
+    drop(log);
+    let log = PartitionLog::open(d.path(), 0, config).unwrap();
+    assert!(
+        log.recovery_report().is_clean(),
+        "{:?}",
+        log.recovery_report()
+    );
+    assert_eq!(log.high_watermark(), hw);
+    read_all(&log, 0).iter().for_each(|r| check_record(r, 0));
+}
+
+#[test]
 fn data_dir_that_is_a_file_is_a_clear_error() {
     let d = tempfile::tempdir().unwrap();
     let f = d.path().join("file");
