@@ -433,3 +433,165 @@ fn resubscribe(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::Record;
+    use fix::MessageBuilder;
+    use tokio::io::DuplexStream;
+
+    fn params() -> GatewayParams {
+        GatewayParams {
+            endpoint: Endpoint {
+                host: "127.0.0.1".into(),
+                port: 1,
+            },
+            tls: crate::tls::client_config(None).unwrap(),
+            tls_server_name: None,
+            api_key: "KEY".into(),
+            api_secret: "c2VjcmV0".parse().unwrap(),
+            passphrase: "pass".parse().unwrap(),
+            sender_comp_id: "KEY".into(),
+            target_comp_id: "Coinbase".into(),
+            heartbeat: Duration::from_secs(30),
+            cancel_on_disconnect: None,
+            drop_copy_flag: false,
+            backoff: Backoff::new(Duration::from_millis(1), Duration::from_millis(2)),
+        }
+    }
+
+    /// The gateway end of an in-memory connection.
+    struct Gw {
+        io: DuplexStream,
+        dec: FrameDecoder,
+    }
+
+    impl Gw {
+        async fn recv(&mut self) -> Vec<(u32, String)> {
+            let mut buf = [0u8; 4096];
+            loop {
+                if let Some(f) = self.dec.next_frame().unwrap() {
+                    let m = Message::parse(f).unwrap();
+                    return m
+                        .fields()
+                        .iter()
+                        .map(|(t, v)| (*t, String::from_utf8_lossy(v).into_owned()))
+                        .collect();
+                }
+                let n = self.io.read(&mut buf).await.unwrap();
+                assert!(n > 0, "bridge closed");
+                self.dec.extend(&buf[..n]);
+            }
+        }
+
+        async fn send(&mut self, mt: &str, seq: u64, fields: &[(u32, &str)]) {
+            let mut b = MessageBuilder::new("FIXT.1.1", mt);
+            b.push(49, "Coinbase")
+                .push(56, "KEY")
+                .push_uint(34, seq)
+                .push(52, "20250114-09:00:00.123");
+            for (t, v) in fields {
+                b.push(*t, v);
+            }
+            self.io.write_all(&b.finish().unwrap()).await.unwrap();
+        }
+    }
+
+    fn get(m: &[(u32, String)], tag: u32) -> &str {
+        m.iter()
+            .find(|(t, _)| *t == tag)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    /// A MsgSeqNum gap on market data resubscribes every symbol (unsubscribe, subscribe);
+    /// an RptSeq gap resubscribes its symbol only.
+    #[tokio::test]
+    async fn gaps_trigger_resubscription() {
+        let (bridge_io, gw_io) = tokio::io::duplex(1 << 16);
+        let mut gw = Gw {
+            io: gw_io,
+            dec: FrameDecoder::new(),
+        };
+        let (_stop_tx, mut stop_rx) = watch::channel(false);
+        let symbols = vec!["BTC-USD".to_string(), "ETH-USD".to_string()];
+        let task = tokio::spawn(async move {
+            let p = params();
+            let mut role = Role::MarketData(Box::new(MarketData::new(&symbols)));
+            let mut sink: Vec<Record> = Vec::new();
+            let mut logged_on = false;
+            let r = run_session(
+                bridge_io,
+                &p,
+                &mut role,
+                &mut sink,
+                &mut stop_rx,
+                &mut logged_on,
+            )
+            .await;
+            (r.map(|e| format!("{e:?}")).map_err(|e| e.to_string()), sink)
+        });
+        let logon = gw.recv().await;
+        assert_eq!(get(&logon, 35), "A");
+        gw.send("A", 1, &[(108, "30")]).await;
+        for s in ["BTC-USD", "ETH-USD"] {
+            let v = gw.recv().await;
+            assert_eq!((get(&v, 35), get(&v, 263), get(&v, 55)), ("V", "1", s));
+        }
+        // MsgSeqNum jumps from 2 to 5: resubscribe both.
+        gw.send("0", 5, &[]).await;
+        for s in ["BTC-USD", "ETH-USD"] {
+            let un = gw.recv().await;
+            assert_eq!((get(&un, 263), get(&un, 55)), ("2", s));
+            let sub = gw.recv().await;
+            assert_eq!((get(&sub, 263), get(&sub, 55)), ("1", s));
+        }
+        // RptSeq: snapshot at 10, incremental at 12 (11 missing): ETH-USD only.
+        gw.send(
+            "W",
+            6,
+            &[
+                (83, "10"),
+                (55, "ETH-USD"),
+                (268, "1"),
+                (269, "0"),
+                (278, "a"),
+                (270, "1"),
+                (271, "1"),
+            ],
+        )
+        .await;
+        gw.send(
+            "X",
+            7,
+            &[
+                (268, "1"),
+                (279, "0"),
+                (269, "1"),
+                (278, "b"),
+                (83, "12"),
+                (55, "ETH-USD"),
+                (270, "2"),
+                (271, "3"),
+                (60, "20250114-09:00:00.123456"),
+            ],
+        )
+        .await;
+        let un = gw.recv().await;
+        assert_eq!((get(&un, 263), get(&un, 55)), ("2", "ETH-USD"));
+        let sub = gw.recv().await;
+        assert_eq!((get(&sub, 263), get(&sub, 55)), ("1", "ETH-USD"));
+        // Peer logout ends the session; the published records are in the sink.
+        gw.send("5", 8, &[(58, "bye")]).await;
+        let lo = gw.recv().await;
+        assert_eq!(get(&lo, 35), "5");
+        let (ended, sink) = task.await.unwrap();
+        assert!(ended.unwrap().contains("Reconnect"));
+        let values: Vec<_> = sink.iter().map(|r| r.value.as_str()).collect();
+        assert_eq!(
+            values,
+            vec!["BID|1|1|1736845200123", "ASK|2|3|1736845200123"]
+        );
+    }
+}
