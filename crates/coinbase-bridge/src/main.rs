@@ -16,8 +16,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 fn main() -> ExitCode {
-    // .env first, so clap's env fallbacks see it; real environment variables win.
-    let dotenv = dotenvy::dotenv();
+    // .env (of the working directory only, not its parents: predictable in services) first,
+    // so clap's env fallbacks see it; variables already in the environment win.
+    let dotenv = dotenvy::from_path(".env");
     let unset = coinbase_bridge::config::unset_empty_env_vars();
     let cfg = Config::parse();
     tracing_subscriber::fmt()
@@ -29,7 +30,7 @@ fn main() -> ExitCode {
         .with_ansi(false)
         .init();
     match dotenv {
-        Ok(path) => tracing::info!(path = %path.display(), "loaded .env"),
+        Ok(()) => tracing::info!("loaded .env"),
         Err(e) if e.not_found() => {}
         Err(e) => tracing::warn!("ignoring unreadable .env: {e}"),
     }
