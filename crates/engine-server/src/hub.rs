@@ -37,6 +37,10 @@ pub struct TcpOut {
     pub wake_reader: Notify,
     /// Current state.
     pub state: Cell<OutState>,
+    /// True while the writer waits for the socket to accept a batch: only then does queued
+    /// output mean the client is not keeping up (otherwise the writer simply has not run yet,
+    /// e.g. during a large flush).
+    pub write_pending: Cell<bool>,
 }
 
 impl TcpOut {
@@ -47,6 +51,7 @@ impl TcpOut {
             wake_writer: Notify::new(),
             wake_reader: Notify::new(),
             state: Cell::new(OutState::Open),
+            write_pending: Cell::new(false),
         }
     }
 
@@ -239,7 +244,7 @@ impl Hub {
                 let mut buf = out.buf.borrow_mut();
                 let was_empty = buf.is_empty();
                 encode_framed(proto, msg, &mut buf);
-                if buf.len() > self.queue_limit {
+                if buf.len() > self.queue_limit && out.write_pending.get() {
                     buf.clear();
                     drop(buf);
                     tracing::warn!(

@@ -390,10 +390,20 @@ async fn tcp_writer(id: ClientId, peer: SocketAddr, mut wr: OwnedWriteHalf, out:
             }
             // A client that stops reading must not pin this task forever: an abort (slow
             // consumer, server shutdown of the client) interrupts a blocked write.
+            // Try without waiting first: the socket usually takes the whole batch.
+            let mut done = 0;
+            while done < batch.len() {
+                match wr.try_write(&batch[done..]) {
+                    Ok(n) => done += n,
+                    Err(_) => break,
+                }
+            }
+            out.write_pending.set(done < batch.len());
             let written = tokio::select! {
-                r = wr.write_all(&batch) => r,
+                r = wr.write_all(&batch[done..]) => r,
                 _ = aborted(&out) => return,
             };
+            out.write_pending.set(false);
             if let Err(e) = written {
                 tracing::info!("client {id} ({peer}) write failed: {e}");
                 out.set_state(OutState::Aborted);

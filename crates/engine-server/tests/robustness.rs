@@ -112,7 +112,9 @@ fn slow_consumer_is_disconnected_and_matching_goes_on() {
         let mut args = vec!["--client-queue-bytes", "65536"];
         args.extend_from_slice(mode);
         let mut e = start(&args);
-        // A client that sends a lot and never reads, with a tiny receive window.
+        // A client that sends a lot and never reads, with a tiny receive window. Its output
+        // (~12 MB) exceeds what the kernel buffers (up to 4 MB of send buffer) plus the queue
+        // bound can hold, so the server's writer ends up waiting on it with the queue full.
         let sock =
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         sock.set_recv_buffer_size(4096).unwrap();
@@ -120,7 +122,7 @@ fn slow_consumer_is_disconnected_and_matching_goes_on() {
         let mut slow: std::net::TcpStream = sock.into();
         let writer = std::thread::spawn(move || {
             let mut buf = Vec::new();
-            for i in 0..20_000u32 {
+            for i in 0..200_000u32 {
                 let p = format!(
                     "N, 5, SLOW, 10, 1, {}, {}\n",
                     if i % 2 == 0 { "B" } else { "S" },
@@ -240,4 +242,42 @@ fn environment_configures_and_flags_override() {
     s.send_to(b"N, 1, IBM, 10000, 100, B, 1\n", e.udp())
         .unwrap();
     assert_eq!(udp_recv(&s), b"A, IBM, 1, 1\n");
+}
+
+#[test]
+fn large_flush_to_a_reading_client_is_not_a_slow_consumer() {
+    // A flush produces a burst far larger than the per-client queue bound in one go; a client
+    // that keeps reading must get all of it, not be dropped.
+    const ORDERS: u32 = 30_000;
+    for mode in MODES {
+        let mut args = vec!["--client-queue-bytes", "65536"];
+        args.extend_from_slice(mode);
+        let e = start(&args);
+        let mut c = e.client();
+        let mut reader = Client {
+            stream: c.stream.try_clone().unwrap(),
+        };
+        let counter = std::thread::spawn(move || {
+            let mut cancels = 0u32;
+            loop {
+                let l = reader.recv_line();
+                if l.starts_with("C, FL, 1, ") {
+                    cancels += 1;
+                }
+                if l == "B, FL, B, -, -" {
+                    return cancels;
+                }
+            }
+        });
+        let mut buf = Vec::new();
+        for i in 1..=ORDERS {
+            let p = format!("N, 1, FL, 100, 1, B, {i}\n");
+            buf.extend_from_slice(&(p.len() as u32).to_be_bytes());
+            buf.extend_from_slice(p.as_bytes());
+        }
+        buf.extend_from_slice(b"\0\0\0\x02F\n");
+        c.stream.write_all(&buf).unwrap();
+        assert_eq!(counter.join().unwrap(), ORDERS, "{mode:?}");
+        assert!(!e.proc.log_text().contains("slow consumer"), "{mode:?}");
+    }
 }
