@@ -6,6 +6,8 @@
 //! that publishes them with a [`publish::Publisher`] ([`stream::StreamPublisher`] in
 //! production), so a slow or absent stream server never stalls the FIX sessions.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod backoff;
 pub mod config;

@@ -21,6 +21,8 @@
 //!   sequence numbers and gaps, ResendRequest answers, Logout).
 //! - [`tags`]: tag numbers and message types used by the session and the bridge.
 
+#![warn(missing_docs)]
+
 pub mod decode;
 pub mod encode;
 pub mod framing;
