@@ -241,3 +241,31 @@ fn cancel_on_disconnect_can_be_turned_off() {
     p.send_line("C, 1, 1, IBM");
     assert_eq!(p.recv_lines(2), ["C, IBM, 1, 1", "B, IBM, B, -, -"]);
 }
+
+#[test]
+fn udp_and_tcp_clients_trade_and_the_udp_owner_hears_of_it() {
+    for mode in MODES {
+        let e = start(mode);
+        let u = udp_client();
+        u.send_to(&binary_order(1, "IBM", 50, 10, b'S', 1), e.udp())
+            .unwrap();
+        assert_eq!(udp_recv(&u), binary_ack("IBM", 1, 1));
+        assert_eq!(udp_recv(&u), binary_tob("IBM", b'S', 50, 10));
+        let mut t = e.client();
+        t.send_line("N, 2, IBM, 55, 4, B, 9");
+        assert_eq!(
+            t.recv_lines(3),
+            [
+                "A, IBM, 2, 9",
+                "T, IBM, 2, 9, 1, 1, 50, 4",
+                "B, IBM, S, 50, 6"
+            ],
+            "{mode:?}"
+        );
+        // The resting seller (UDP, binary) gets the trade as a 34-byte binary datagram.
+        let trade = udp_recv(&u);
+        assert_eq!(trade.len(), 34, "{mode:?}");
+        assert_eq!(&trade[..2], &[0x4D, b'T']);
+        assert_eq!(&trade[30..34], &4u32.to_be_bytes(), "quantity 4");
+    }
+}
