@@ -63,6 +63,10 @@ pub struct Config {
     /// from it (back-pressure).
     #[arg(long, env = "STREAM_MAX_IN_FLIGHT", default_value_t = 4096)]
     pub max_in_flight: usize,
+    /// Close a connection whose client has not read its answers for this long
+    /// (milliseconds): a stuck reader must not pin server memory or delay shutdown.
+    #[arg(long, env = "STREAM_WRITE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub write_timeout_ms: u64,
     /// How long SIGTERM waits for in-flight requests before giving up on them (milliseconds).
     #[arg(long, env = "STREAM_SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000)]
     pub shutdown_timeout_ms: u64,
@@ -97,6 +101,11 @@ impl Config {
             durability: self.durability,
             ..LogConfig::default()
         }
+    }
+
+    /// Write timeout (at least 1 ms).
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms.max(1))
     }
 
     /// Idle timeout, `None` = never.

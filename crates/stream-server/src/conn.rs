@@ -18,7 +18,7 @@ use stream_proto::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::broker::{Broker, ConnState, Pending};
 use crate::metrics::type_index;
@@ -30,13 +30,31 @@ pub struct ConnConfig {
     pub idle_timeout: Option<Duration>,
     /// Requests in flight before reading pauses.
     pub max_in_flight: usize,
+    /// Longest a write of answers may block on a client that does not read.
+    pub write_timeout: Duration,
 }
+
+/// Response bytes (fetched records) one connection may hold unsent before the server stops
+/// reading its requests: a client that pipelines fetches without reading the answers cannot
+/// make the server buffer without bound.
+pub const RESPONSE_BYTES_BUDGET: usize = 64 << 20;
 
 /// What the writer gets per request.
 struct Item {
     pending: Pending,
     type_idx: usize,
     started: Instant,
+    /// Share of the connection's response budget, released once the answer is written.
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// Record bytes a ready answer carries (the only large part of any response).
+fn response_cost(p: &Pending) -> usize {
+    match p {
+        Pending::Ready(Response::Fetch(f))
+        | Pending::Ready(Response::FetchWait { fetch: f, .. }) => f.records.len(),
+        _ => 0,
+    }
 }
 
 /// Serves one connection until the client closes, errs, idles out or the server shuts down.
@@ -54,11 +72,12 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Item>(cfg.max_in_flight.max(1));
-    let writer = tokio::spawn(write_loop(wr, rx, broker.clone()));
+    let writer = tokio::spawn(write_loop(wr, rx, broker.clone(), cfg.write_timeout));
     let mut state = ConnState {
         id: conn_id,
         has_legacy_members: false,
     };
+    let budget = Arc::new(Semaphore::new(RESPONSE_BYTES_BUDGET));
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut decoder = FrameDecoder::new();
     'conn: loop {
@@ -76,6 +95,7 @@ pub async fn serve(
                             pending: Pending::Ready(resp),
                             type_idx: type_index(e.header.type_id),
                             started: Instant::now(),
+                            _budget: None,
                         })
                         .await;
                     break 'conn;
@@ -100,10 +120,21 @@ pub async fn serve(
                     format!("malformed {} payload: {e}", type_name(type_id)),
                 )),
             };
+            let cost = response_cost(&pending).min(RESPONSE_BYTES_BUDGET);
+            let permit = if cost > 0 {
+                // Waits while earlier answers are unsent (the semaphore is never closed).
+                tokio::select! {
+                    p = budget.clone().acquire_many_owned(cost as u32) => p.ok(),
+                    _ = shutdown.changed() => break 'conn,
+                }
+            } else {
+                None
+            };
             let item = Item {
                 pending,
                 type_idx: type_index(type_id),
                 started,
+                _budget: permit,
             };
             if tx.send(item).await.is_err() {
                 break 'conn; // writer gone: the socket failed
@@ -176,7 +207,38 @@ async fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
     std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
 }
 
-async fn resolve(pending: Pending, out: &mut BytesMut, wr: &mut OwnedWriteHalf) -> Response {
+/// The write side: a coalescing buffer over the socket. Every write is bounded by a timeout
+/// so that a client that stops reading cannot pin the connection (and shutdown) forever;
+/// after a failed write everything else is dropped.
+struct Writer {
+    wr: OwnedWriteHalf,
+    out: BytesMut,
+    timeout: Duration,
+    failed: bool,
+}
+
+impl Writer {
+    async fn flush(&mut self) {
+        if self.out.is_empty() || self.failed {
+            self.out.clear();
+            return;
+        }
+        match tokio::time::timeout(self.timeout, self.wr.write_all(&self.out)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "write failed");
+                self.failed = true;
+            }
+            Err(_) => {
+                tracing::info!(timeout = ?self.timeout, "client stopped reading its answers; closing");
+                self.failed = true;
+            }
+        }
+        self.out.clear();
+    }
+}
+
+async fn resolve(pending: Pending, w: &mut Writer) -> Response {
     match pending {
         Pending::Ready(r) => r,
         Pending::Durable { waits, response } => {
@@ -186,7 +248,7 @@ async fn resolve(pending: Pending, out: &mut BytesMut, wr: &mut OwnedWriteHalf) 
                     Poll::Ready(r) => r,
                     Poll::Pending => {
                         // Send what is ready before sleeping on the fsync.
-                        flush(out, wr).await;
+                        w.flush().await;
                         fut.await
                     }
                 };
@@ -205,7 +267,7 @@ async fn resolve(pending: Pending, out: &mut BytesMut, wr: &mut OwnedWriteHalf) 
             let r = match poll_once(std::pin::Pin::new(&mut handle)).await {
                 Poll::Ready(r) => r,
                 Poll::Pending => {
-                    flush(out, wr).await;
+                    w.flush().await;
                     handle.await
                 }
             };
@@ -220,28 +282,23 @@ async fn resolve(pending: Pending, out: &mut BytesMut, wr: &mut OwnedWriteHalf) 
     }
 }
 
-async fn flush(out: &mut BytesMut, wr: &mut OwnedWriteHalf) {
-    if !out.is_empty() {
-        // A write error surfaces on the next write_all in the loop; here we just drop data
-        // the peer can no longer receive.
-        let _ = wr.write_all(out).await;
-        out.clear();
-    }
-}
-
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Item>, broker: Arc<Broker>) {
-    let mut out = BytesMut::with_capacity(64 * 1024);
-    loop {
+async fn write_loop(
+    wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Item>,
+    broker: Arc<Broker>,
+    timeout: Duration,
+) {
+    let mut w = Writer {
+        wr,
+        out: BytesMut::with_capacity(64 * 1024),
+        timeout,
+        failed: false,
+    };
+    while !w.failed {
         let item = match rx.try_recv() {
             Ok(i) => i,
             Err(mpsc::error::TryRecvError::Empty) => {
-                if !out.is_empty() {
-                    if let Err(e) = wr.write_all(&out).await {
-                        tracing::debug!(error = %e, "write failed");
-                        return;
-                    }
-                    out.clear();
-                }
+                w.flush().await;
                 match rx.recv().await {
                     Some(i) => i,
                     None => break,
@@ -249,28 +306,22 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Item>, broker
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         };
-        let resp = resolve(item.pending, &mut out, &mut wr).await;
-        let before = out.len();
-        resp.encode_frame(&mut out);
+        let resp = resolve(item.pending, &mut w).await;
+        let before = w.out.len();
+        resp.encode_frame(&mut w.out);
         broker
             .metrics
             .bytes_out
-            .increment((out.len() - before) as u64);
+            .increment((w.out.len() - before) as u64);
         broker.metrics.record(
             item.type_idx,
             !resp.error_code().is_ok(),
             item.started.elapsed(),
         );
-        if out.len() >= 256 * 1024 {
-            if let Err(e) = wr.write_all(&out).await {
-                tracing::debug!(error = %e, "write failed");
-                return;
-            }
-            out.clear();
+        if w.out.len() >= 256 * 1024 {
+            w.flush().await;
         }
     }
-    if !out.is_empty() {
-        let _ = wr.write_all(&out).await;
-    }
-    let _ = wr.shutdown().await;
+    w.flush().await;
+    let _ = w.wr.shutdown().await;
 }

@@ -98,6 +98,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let conn_cfg = ConnConfig {
         idle_timeout: cfg.idle_timeout(),
         max_in_flight: cfg.max_in_flight,
+        write_timeout: cfg.write_timeout(),
     };
     let mut conns = JoinSet::new();
     loop {
