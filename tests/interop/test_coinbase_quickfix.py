@@ -50,6 +50,7 @@ class Gateway(fix.Application):
         self.cond = threading.Condition()
         self.admin = []  # fields of each admin message from the bridge
         self.app = []
+        self.sent_admin = []  # admin messages QuickFIX sent (e.g. its rejects)
         self.logons = 0
         self.logouts = 0
         self.session_id = None
@@ -73,7 +74,7 @@ class Gateway(fix.Application):
             self.cond.notify_all()
 
     def toAdmin(self, message, session_id):
-        pass
+        self._add(self.sent_admin, message)
 
     def fromAdmin(self, message, session_id):
         self._add(self.admin, message)
@@ -100,8 +101,28 @@ class Gateway(fix.Application):
                 self.cond.wait(left)
 
 
-def settings_file(tmp_path: Path, port: int, cert: Path, key: Path) -> Path:
+def dictionaries():
+    """QuickFIX's FIXT11.xml and FIX50SP2.xml, as the quickfix-ssl wheel installs them."""
+    import site
+    import sys
+
+    for base in (sys.prefix, site.getuserbase(), "/usr/local", "/usr"):
+        d = Path(base) / "share" / "quickfix"
+        if (d / "FIXT11.xml").exists() and (d / "FIX50SP2.xml").exists():
+            return d / "FIXT11.xml", d / "FIX50SP2.xml"
+    pytest.skip("QuickFIX data dictionaries not found")
+
+
+def settings_file(tmp_path: Path, port: int, cert: Path, key: Path, dictionary=False) -> Path:
     cfg = tmp_path / "acceptor.cfg"
+    if dictionary:
+        transport, app = dictionaries()
+        dictionary_settings = (
+            f"UseDataDictionary=Y\nTransportDataDictionary={transport}\n"
+            f"AppDataDictionary={app}"
+        )
+    else:
+        dictionary_settings = "UseDataDictionary=N"
     cfg.write_text(
         f"""[DEFAULT]
 ConnectionType=acceptor
@@ -112,7 +133,7 @@ FileStorePath={tmp_path / "store"}
 FileLogPath={tmp_path / "qflog"}
 StartTime=00:00:00
 EndTime=00:00:00
-UseDataDictionary=N
+{dictionary_settings}
 DefaultApplVerID=FIX.5.0SP2
 ResetOnLogon=Y
 ResetOnLogout=Y
@@ -155,6 +176,29 @@ def send(session_id, msg_type: str, body=(), group=None):
                 g.setField(tag, value)
             m.addGroup(g)
     assert fix.Session.sendToTarget(m, session_id)
+
+
+def start_acceptor(tmp_path, tls_cert, dictionary):
+    cert, key = tls_cert
+    port = free_port()
+    app = Gateway()
+    path = settings_file(tmp_path, port, cert, key, dictionary)
+    settings = fix.SessionSettings(str(path))
+    acceptor = fix.SSLSocketAcceptor(
+        app, fix.FileStoreFactory(settings), settings, fix.FileLogFactory(settings)
+    )
+    acceptor.start()
+    return acceptor, app, port, cert
+
+
+@pytest.fixture
+def strict_gateway(tmp_path, tls_cert):
+    """The acceptor validating every message against QuickFIX's FIXT.1.1 dictionary."""
+    acceptor, app, port, cert = start_acceptor(tmp_path, tls_cert, dictionary=True)
+    try:
+        yield app, port, cert
+    finally:
+        acceptor.stop()
 
 
 @pytest.fixture
@@ -319,5 +363,42 @@ def test_logon_heartbeats_test_request_market_data_logout(tmp_path, gateway, str
         )
         log = bridge.log()
         assert SECRET not in log and PASSPHRASE not in log
+    finally:
+        bridge.stop(sig_term=False)
+
+
+def test_logon_and_session_messages_pass_quickfix_dictionary_validation(
+    tmp_path, strict_gateway, stream_server
+):
+    """With UseDataDictionary=Y (FIXT11.xml), QuickFIX rejects any session message whose
+    fields, header order or data field (95/96) it finds invalid: the bridge's Logon,
+    Heartbeats, TestRequest answer and Logout must all pass."""
+    app, port, cert = strict_gateway
+    bridge = start_bridge(tmp_path, port, cert, stream_server)
+    app.bridge = bridge
+    try:
+        app.wait(lambda: app.logons >= 1, what="logon accepted by the validating acceptor")
+        logon_checks(next(f for f in app.admin if f[35] == "A"))
+        app.wait(
+            lambda: sum(1 for f in app.admin if f[35] == "0") >= 2,
+            timeout=30,
+            what="heartbeats",
+        )
+        send(app.session_id, "1", [(112, "strict-ping")])
+        app.wait(
+            lambda: any(f[35] == "0" and f.get(112) == "strict-ping" for f in app.admin),
+            what="TestRequest answer",
+        )
+        before = sum(1 for f in app.admin if f[35] == "5")
+        assert bridge.stop() == 0, bridge.log()
+        app.wait(
+            lambda: sum(1 for f in app.admin if f[35] == "5") > before,
+            what="bridge Logout on SIGTERM",
+        )
+        # QuickFIX rejected no session message of the bridge. The only reject allowed is
+        # for the MarketDataRequest: Coinbase's 35=V (262, 263, 146/55) lacks MarketDepth
+        # (264) and NoMDEntryTypes (267), which the standard FIX 5.0 SP2 dictionary requires.
+        rejects = [f for f in app.sent_admin if f[35] == "3"]
+        assert all(f.get(372) == "V" for f in rejects), rejects
     finally:
         bridge.stop(sig_term=False)
