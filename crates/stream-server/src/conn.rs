@@ -164,12 +164,14 @@ pub async fn serve(
             }
         }
     }
-    // Let the writer finish what is in flight (answers wait for durability), then close.
-    drop(tx);
-    let _ = writer.await;
+    // The connection's legacy group members leave now, before the socket closes, so that a
+    // client seeing the close also sees the rebalance.
     if state.has_legacy_members {
         broker.groups.connection_closed(conn_id);
     }
+    // Let the writer finish what is in flight (answers wait for durability), then close.
+    drop(tx);
+    let _ = writer.await;
 }
 
 fn type_name(type_id: u32) -> &'static str {
@@ -223,15 +225,26 @@ impl Writer {
             self.out.clear();
             return;
         }
-        match tokio::time::timeout(self.timeout, self.wr.write_all(&self.out)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "write failed");
-                self.failed = true;
-            }
-            Err(_) => {
-                tracing::info!(timeout = ?self.timeout, "client stopped reading its answers; closing");
-                self.failed = true;
+        // The timeout bounds each step without progress, not the whole write, so a slow but
+        // live link still receives a large answer.
+        let mut pos = 0;
+        while pos < self.out.len() {
+            match tokio::time::timeout(self.timeout, self.wr.write(&self.out[pos..])).await {
+                Ok(Ok(0)) => {
+                    self.failed = true;
+                    break;
+                }
+                Ok(Ok(n)) => pos += n,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "write failed");
+                    self.failed = true;
+                    break;
+                }
+                Err(_) => {
+                    tracing::info!(timeout = ?self.timeout, "client stopped reading its answers; closing");
+                    self.failed = true;
+                    break;
+                }
             }
         }
         self.out.clear();
