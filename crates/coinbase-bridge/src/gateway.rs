@@ -505,6 +505,32 @@ mod tests {
             .unwrap_or("")
     }
 
+    #[test]
+    fn execution_logon_carries_the_optional_flags() {
+        let mut p = params();
+        p.cancel_on_disconnect = Some("S".into());
+        p.drop_copy_flag = true;
+        let cfg = SessionConfig {
+            begin_string: "FIXT.1.1".into(),
+            sender_comp_id: "KEY".into(),
+            target_comp_id: "Coinbase".into(),
+            heartbeat_interval: p.heartbeat,
+            logon_timeout: Duration::from_secs(10),
+        };
+        let mut s = Session::new(cfg, Instant::now());
+        let bytes = build_logon(&mut s, &p, Instant::now()).unwrap();
+        let m = Message::parse(&bytes).unwrap();
+        assert_eq!(m.get_str(8013), Some("S"));
+        assert_eq!(m.get_str(9406), Some("Y"));
+        assert_eq!(m.get_str(553), Some("KEY"));
+        assert_eq!(m.get_str(1137), Some("9"));
+        // Without them, neither tag appears.
+        let mut s = Session::new(s.config().clone(), Instant::now());
+        let bytes = build_logon(&mut s, &params(), Instant::now()).unwrap();
+        let m = Message::parse(&bytes).unwrap();
+        assert_eq!((m.get(8013), m.get(9406)), (None, None));
+    }
+
     /// A MsgSeqNum gap on market data resubscribes every symbol (unsubscribe, subscribe);
     /// an RptSeq gap resubscribes its symbol only.
     #[tokio::test]
