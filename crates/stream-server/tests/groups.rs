@@ -34,7 +34,7 @@ impl Member {
             group_id: "g".into(),
             topic: "t".into(),
             consumer_id: self.id.clone(),
-            session_timeout_ms: 1500,
+            session_timeout_ms: 3000,
         }) {
             Response::JoinGroupV2 {
                 error: ErrorCode::None,
