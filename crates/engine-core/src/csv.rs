@@ -156,61 +156,109 @@ pub fn decode_input(line: &[u8]) -> Result<Option<InputMsg>, CsvError> {
     }
 }
 
-/// Appends the decimal form of `v`.
-#[inline]
-fn push_u32(out: &mut Vec<u8>, mut v: u32) {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+/// "00" to "99": two digits per division when formatting numbers.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Longest line the encoders write: `T, ` + 8-byte symbol + 6 × (`, ` + 10 digits) = 83.
+const MAX_LINE: usize = 96;
+
+/// One line assembled on the stack and appended to the output in one go (output encoding is
+/// on the hot path: one bounds-checked `Vec` append per field costs more than the matching).
+struct Line {
+    buf: [u8; MAX_LINE],
+    len: usize,
+}
+
+impl Line {
+    #[inline]
+    fn new(kind: u8) -> Line {
+        let mut buf = [0u8; MAX_LINE];
+        buf[0] = kind;
+        Line { buf, len: 1 }
     }
-    out.extend_from_slice(&buf[i..]);
-}
 
-#[inline]
-fn sep(out: &mut Vec<u8>) {
-    out.extend_from_slice(b", ");
-}
+    #[inline]
+    fn bytes(&mut self, b: &[u8]) {
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
 
-#[inline]
-fn push_sym(out: &mut Vec<u8>, s: &Symbol) {
-    sep(out);
-    out.extend_from_slice(s.as_bytes());
-}
+    #[inline]
+    fn sep(&mut self) {
+        self.bytes(b", ");
+    }
 
-#[inline]
-fn push_num(out: &mut Vec<u8>, v: u32) {
-    sep(out);
-    push_u32(out, v);
+    #[inline]
+    fn sym(&mut self, s: &Symbol) {
+        self.sep();
+        self.bytes(s.as_bytes());
+    }
+
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        self.sep();
+        self.bytes(&[b]);
+    }
+
+    /// `, ` and the decimal form of `v`.
+    #[inline]
+    fn num(&mut self, mut v: u32) {
+        self.sep();
+        let mut digits = [0u8; 10];
+        let mut i = digits.len();
+        while v >= 100 {
+            let pair = (v % 100) as usize * 2;
+            v /= 100;
+            i -= 2;
+            digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        }
+        if v >= 10 {
+            let pair = v as usize * 2;
+            i -= 2;
+            digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        } else {
+            i -= 1;
+            digits[i] = b'0' + v as u8;
+        }
+        self.bytes(&digits[i..]);
+    }
+
+    #[inline]
+    fn append_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.buf[..self.len]);
+    }
 }
 
 /// Appends the CSV form of an output message (no newline).
+#[inline]
 pub fn encode_output(msg: &OutputMsg, out: &mut Vec<u8>) {
-    match *msg {
+    let line = match *msg {
         OutputMsg::Ack {
             symbol,
             user,
             user_order_id,
         } => {
-            out.push(b'A');
-            push_sym(out, &symbol);
-            push_num(out, user);
-            push_num(out, user_order_id);
+            let mut l = Line::new(b'A');
+            l.sym(&symbol);
+            l.num(user);
+            l.num(user_order_id);
+            l
         }
         OutputMsg::CancelAck {
             symbol,
             user,
             user_order_id,
         } => {
-            out.push(b'C');
-            push_sym(out, &symbol);
-            push_num(out, user);
-            push_num(out, user_order_id);
+            let mut l = Line::new(b'C');
+            l.sym(&symbol);
+            l.num(user);
+            l.num(user_order_id);
+            l
         }
         OutputMsg::Trade {
             symbol,
@@ -221,28 +269,29 @@ pub fn encode_output(msg: &OutputMsg, out: &mut Vec<u8>) {
             price,
             qty,
         } => {
-            out.push(b'T');
-            push_sym(out, &symbol);
+            let mut l = Line::new(b'T');
+            l.sym(&symbol);
             for v in [buy_user, buy_order_id, sell_user, sell_order_id, price, qty] {
-                push_num(out, v);
+                l.num(v);
             }
+            l
         }
         OutputMsg::TopOfBook {
             symbol,
             side,
             level,
         } => {
-            out.push(b'B');
-            push_sym(out, &symbol);
-            sep(out);
-            out.push(side.as_byte());
+            let mut l = Line::new(b'B');
+            l.sym(&symbol);
+            l.byte(side.as_byte());
             match level {
                 Some((price, qty)) => {
-                    push_num(out, price);
-                    push_num(out, qty);
+                    l.num(price);
+                    l.num(qty);
                 }
-                None => out.extend_from_slice(b", -, -"),
+                None => l.bytes(b", -, -"),
             }
+            l
         }
         OutputMsg::Reject {
             symbol,
@@ -250,39 +299,43 @@ pub fn encode_output(msg: &OutputMsg, out: &mut Vec<u8>) {
             user_order_id,
             reason,
         } => {
-            out.push(b'R');
-            push_sym(out, &symbol);
-            push_num(out, user);
-            push_num(out, user_order_id);
-            push_num(out, u32::from(reason.code()));
+            let mut l = Line::new(b'R');
+            l.sym(&symbol);
+            l.num(user);
+            l.num(user_order_id);
+            l.num(u32::from(reason.code()));
+            l
         }
-    }
+    };
+    line.append_to(out);
 }
 
 /// Appends the CSV form of an input message (no newline). A cancel whose symbol is `Some` but
 /// empty is written without a symbol, which is what it means to the engine.
 pub fn encode_input(msg: &InputMsg, out: &mut Vec<u8>) {
-    match msg {
+    let line = match msg {
         InputMsg::New(o) => {
-            out.push(b'N');
-            push_num(out, o.user);
-            push_sym(out, &o.symbol);
-            push_num(out, o.price);
-            push_num(out, o.qty);
-            sep(out);
-            out.push(o.side.as_byte());
-            push_num(out, o.user_order_id);
+            let mut l = Line::new(b'N');
+            l.num(o.user);
+            l.sym(&o.symbol);
+            l.num(o.price);
+            l.num(o.qty);
+            l.byte(o.side.as_byte());
+            l.num(o.user_order_id);
+            l
         }
         InputMsg::Cancel(c) => {
-            out.push(b'C');
-            push_num(out, c.user);
-            push_num(out, c.user_order_id);
+            let mut l = Line::new(b'C');
+            l.num(c.user);
+            l.num(c.user_order_id);
             if let Some(s) = c.symbol.filter(|s| !s.is_empty()) {
-                push_sym(out, &s);
+                l.sym(&s);
             }
+            l
         }
-        InputMsg::Flush => out.push(b'F'),
-    }
+        InputMsg::Flush => Line::new(b'F'),
+    };
+    line.append_to(out);
 }
 
 /// Decodes one CSV output line.
@@ -441,6 +494,31 @@ mod tests {
         assert!(e(b"C, 1, 2, ABCDEFGHIJ").contains("longer than 8"));
         assert!(e(b"F, 1").contains("flush"));
         assert!(e(b"Q, 1").contains("unknown message type"));
+    }
+
+    #[test]
+    fn numbers_are_formatted_exactly() {
+        for v in [
+            0u32,
+            7,
+            9,
+            10,
+            42,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            65535,
+            1 << 31,
+            u32::MAX,
+        ] {
+            let mut l = Line::new(b'X');
+            l.num(v);
+            let mut out = Vec::new();
+            l.append_to(&mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("X, {v}"));
+        }
     }
 
     #[test]
