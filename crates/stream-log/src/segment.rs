@@ -358,7 +358,7 @@ impl Segment {
                 seg.file.sync_all().ctx("fsync", &seg.log_path)?;
             }
             seg.size.store(s.valid_len, Ordering::Release);
-            seg.install_scan(&s);
+            seg.install_scan(&s, false);
             if let Some(ts) = s.first_ts {
                 seg.created_ms = ts.min(now_ms);
             }
@@ -396,7 +396,7 @@ impl Segment {
                         s.next_offset
                     ));
                 }
-                seg.install_scan(&s);
+                seg.install_scan(&s, true);
                 seg.write_indexes(true)?;
             }
         }
@@ -462,14 +462,19 @@ impl Segment {
         Ok(scan(&map, self.base, self.partition, interval))
     }
 
-    fn install_scan(&mut self, s: &Scan) {
+    /// Installs a scan's indexes. Only a sealed segment gets the final time-index entry now;
+    /// the active one gets it when it is sealed (adding it earlier would collide with the entry
+    /// the next append may add at the same relative offset).
+    fn install_scan(&mut self, s: &Scan, sealed: bool) {
         let mut time = s.time.clone();
-        if let Some(t) = s
-            .builder
-            .final_time_entry((s.next_offset - self.base) as u32)
-        {
-            if time.last().is_none_or(|l| t.rel > l.rel) {
-                time.push(t);
+        if sealed {
+            if let Some(t) = s
+                .builder
+                .final_time_entry((s.next_offset - self.base) as u32)
+            {
+                if time.last().is_none_or(|l| t.rel > l.rel) {
+                    time.push(t);
+                }
             }
         }
         self.max_ts.store(s.builder.max_ts(), Ordering::Relaxed);

@@ -183,6 +183,39 @@ fn clean_shutdown_skips_the_recovery_scan_only_when_unchanged() {
 }
 
 #[test]
+fn indexes_written_after_reopen_and_roll_stay_valid() {
+    let d = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        index_interval_bytes: 64,
+        ..cfg(Durability::Never)
+    };
+    // Recent timestamps, so that no segment rolls by age.
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for round in 0..4u64 {
+        let log = PartitionLog::open(d.path(), 0, config.clone()).unwrap();
+        let r = log.recovery_report();
+        assert!(r.is_clean(), "round {round}: {r:?}");
+        // The newest timestamp arrives last, alone (no index entry after it), and the next
+        // round continues with that same timestamp.
+        append_n(&log, 3, t0 + round);
+        append_n(&log, 1, t0 + 1 + round);
+        if round % 2 == 1 {
+            log.roll().unwrap();
+        }
+    }
+    let log = PartitionLog::open(d.path(), 0, config).unwrap();
+    assert!(
+        log.recovery_report().is_clean(),
+        "{:?}",
+        log.recovery_report()
+    );
+    read_all(&log, 0).iter().for_each(|r| check_record(r, 0));
+}
+
+#[test]
 fn retention_by_bytes_moves_log_start() {
     let d = tempfile::tempdir().unwrap();
     let config = LogConfig {
