@@ -120,6 +120,20 @@ pub struct Config {
     #[arg(long, env = "COINBASE_EXEC_PORT")]
     pub exec_port: Option<u16>,
 
+    /// API key for the execution session only (Coinbase allows one session per API key;
+    /// with this set, market data and executions use different keys). Needs
+    /// COINBASE_EXEC_API_SECRET and COINBASE_EXEC_PASSPHRASE too.
+    #[arg(long, env = "COINBASE_EXEC_API_KEY")]
+    pub exec_api_key: Option<String>,
+
+    /// API secret (base64) belonging to COINBASE_EXEC_API_KEY.
+    #[arg(long, env = "COINBASE_EXEC_API_SECRET", hide_env_values = true)]
+    pub exec_api_secret: Option<Secret>,
+
+    /// Passphrase belonging to COINBASE_EXEC_API_KEY.
+    #[arg(long, env = "COINBASE_EXEC_PASSPHRASE", hide_env_values = true)]
+    pub exec_passphrase: Option<Secret>,
+
     /// CancelOrdersOnDisconnect (8013) sent on the order-entry Logon: S (session) or Y (all).
     #[arg(long, env = "COINBASE_CANCEL_ON_DISCONNECT")]
     pub cancel_on_disconnect: Option<String>,
@@ -233,6 +247,24 @@ impl Config {
         })
     }
 
+    /// Credentials of the execution session: `(api key, secret, passphrase, SenderCompID)`,
+    /// its own key when configured, else the main one.
+    pub fn exec_credentials(&self) -> (String, Secret, Secret, String) {
+        match (
+            &self.exec_api_key,
+            &self.exec_api_secret,
+            &self.exec_passphrase,
+        ) {
+            (Some(k), Some(s), Some(p)) => (k.clone(), s.clone(), p.clone(), k.clone()),
+            _ => (
+                self.api_key.clone(),
+                self.api_secret.clone(),
+                self.passphrase.clone(),
+                self.sender().to_owned(),
+            ),
+        }
+    }
+
     /// HeartBtInt as a Duration.
     pub fn heartbeat(&self) -> Duration {
         Duration::from_secs(self.heartbeat_secs)
@@ -246,6 +278,16 @@ impl Config {
             "COINBASE_API_SECRET is empty"
         );
         anyhow::ensure!(!self.symbols.is_empty(), "no symbols configured");
+        let exec_set = [
+            self.exec_api_key.is_some(),
+            self.exec_api_secret.is_some(),
+            self.exec_passphrase.is_some(),
+        ];
+        anyhow::ensure!(
+            exec_set.iter().all(|b| *b) || exec_set.iter().all(|b| !*b),
+            "COINBASE_EXEC_API_KEY, COINBASE_EXEC_API_SECRET and COINBASE_EXEC_PASSPHRASE \
+             go together: set all three or none"
+        );
         anyhow::ensure!(self.topic_partitions >= 1, "topic partitions must be >= 1");
         anyhow::ensure!(self.buffer_capacity >= 1, "buffer capacity must be >= 1");
         if let Some(c) = &self.cancel_on_disconnect {
@@ -335,6 +377,29 @@ mod tests {
         for v in ["false", "0", "no", "off"] {
             assert!(!parse(&["--use-sandbox", v]).use_sandbox, "{v}");
         }
+    }
+
+    #[test]
+    fn separate_execution_credentials() {
+        let c = parse(&[]);
+        assert_eq!(c.exec_credentials().0, "KEY");
+        let c = parse(&[
+            "--exec-api-key",
+            "EKEY",
+            "--exec-api-secret",
+            "ZXNlY3JldA==",
+            "--exec-passphrase",
+            "EPASS",
+        ]);
+        c.validate().unwrap();
+        let (k, s, p, sender) = c.exec_credentials();
+        assert_eq!(
+            (k.as_str(), s.expose(), p.expose(), sender.as_str()),
+            ("EKEY", "ZXNlY3JldA==", "EPASS", "EKEY")
+        );
+        assert!(!format!("{c:?}").contains("EPASS"));
+        let c = parse(&["--exec-api-key", "EKEY"]);
+        assert!(c.validate().is_err());
     }
 
     #[test]

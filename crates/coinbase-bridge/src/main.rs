@@ -107,6 +107,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     if let Some(ep) = cfg.exec_endpoint() {
         tracing::info!(addr = %ep, source = ?cfg.executions, "execution report session");
         let mut p = params(ep);
+        let (key, secret, passphrase, sender) = cfg.exec_credentials();
+        p.api_key = key;
+        p.api_secret = secret;
+        p.passphrase = passphrase;
+        p.sender_comp_id = sender;
         p.cancel_on_disconnect = cfg.cancel_on_disconnect.clone();
         p.drop_copy_flag = cfg.executions == ExecSource::DropCopy;
         sessions.push(tokio::spawn(gateway::run(

@@ -28,6 +28,30 @@ const API_KEY: &str = "e2e-api-key";
 /// base64 of "e2e secret bytes \x00\x01\xff".
 const SECRET: &str = "ZTJlIHNlY3JldCBieXRlcyAAAf8=";
 const PASSPHRASE: &str = "e2e-passphrase";
+/// Separate credentials of the execution session (COINBASE_EXEC_*).
+const EXEC_API_KEY: &str = "e2e-exec-key";
+/// base64 of "exec secret".
+const EXEC_SECRET: &str = "ZXhlYyBzZWNyZXQ=";
+const EXEC_PASSPHRASE: &str = "e2e-exec-passphrase";
+
+/// The credentials a gateway expects.
+#[derive(Clone, Copy)]
+struct Creds {
+    key: &'static str,
+    secret: &'static str,
+    passphrase: &'static str,
+}
+
+const MD_CREDS: Creds = Creds {
+    key: API_KEY,
+    secret: SECRET,
+    passphrase: PASSPHRASE,
+};
+const EXEC_CREDS: Creds = Creds {
+    key: EXEC_API_KEY,
+    secret: EXEC_SECRET,
+    passphrase: EXEC_PASSPHRASE,
+};
 const STEP: Duration = Duration::from_secs(60);
 
 /// A received message, owned.
@@ -54,10 +78,11 @@ struct Peer {
     io: TlsStream<TcpStream>,
     dec: FrameDecoder,
     seq: u64,
+    creds: Creds,
 }
 
 impl Peer {
-    async fn accept(listener: &TcpListener, acceptor: &TlsAcceptor) -> Peer {
+    async fn accept(listener: &TcpListener, acceptor: &TlsAcceptor, creds: Creds) -> Peer {
         let (tcp, _) = tokio::time::timeout(STEP, listener.accept())
             .await
             .expect("bridge did not connect")
@@ -67,6 +92,7 @@ impl Peer {
             io,
             dec: FrameDecoder::new(),
             seq: 1,
+            creds,
         }
     }
 
@@ -108,7 +134,7 @@ impl Peer {
     fn build(&mut self, mt: &str, sending_time: &str, fields: &[(u32, &str)]) -> Vec<u8> {
         let mut b = MessageBuilder::new("FIXT.1.1", mt);
         b.push(49, "Coinbase")
-            .push(56, API_KEY)
+            .push(56, self.creds.key)
             .push_uint(34, self.seq)
             .push(52, sending_time);
         for (t, v) in fields {
@@ -131,7 +157,7 @@ impl Peer {
     /// Reads and checks the Logon, answers it.
     async fn logon(&mut self) {
         let m = self.recv().await;
-        check_logon(&m);
+        check_logon(&m, self.creds);
         self.send("A", "20250114-08:59:59.000", &[(98, "0"), (108, "30")])
             .await;
     }
@@ -150,17 +176,17 @@ impl Peer {
     }
 }
 
-fn check_logon(m: &Got) {
+fn check_logon(m: &Got, c: Creds) {
     assert_eq!(m.req(8), "FIXT.1.1");
     assert_eq!(m.req(35), "A");
-    assert_eq!(m.req(49), API_KEY);
+    assert_eq!(m.req(49), c.key);
     assert_eq!(m.req(56), "Coinbase");
     assert_eq!(m.req(34), "1");
     assert_eq!(m.req(98), "0");
     assert_eq!(m.req(108), "30");
     assert_eq!(m.req(141), "Y");
-    assert_eq!(m.req(553), API_KEY);
-    assert_eq!(m.req(554), PASSPHRASE);
+    assert_eq!(m.req(553), c.key);
+    assert_eq!(m.req(554), c.passphrase);
     assert_eq!(m.req(1137), "9");
     let t = m.req(52);
     // YYYYMMDD-HH:MM:SS.sss: exactly three fractional digits.
@@ -168,9 +194,10 @@ fn check_logon(m: &Got) {
     assert_eq!(&t[17..18], ".");
     assert!(t[18..].bytes().all(|b| b.is_ascii_digit()));
     // The signature, recomputed independently of the bridge's code.
-    let key = STANDARD.decode(SECRET).unwrap();
+    let key = STANDARD.decode(c.secret).unwrap();
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
-    mac.update(format!("{t}\x01A\x011\x01{API_KEY}\x01Coinbase\x01{PASSPHRASE}").as_bytes());
+    let (k, pass) = (c.key, c.passphrase);
+    mac.update(format!("{t}\x01A\x011\x01{k}\x01Coinbase\x01{pass}").as_bytes());
     let expected = STANDARD.encode(mac.finalize().into_bytes());
     assert_eq!(m.req(96), expected);
     assert_eq!(m.req(95), expected.len().to_string());
@@ -205,7 +232,7 @@ const T_X2_MS: &str = "1736845501250";
 
 async fn market_data_gateway(listener: TcpListener, acceptor: TlsAcceptor) -> Peer {
     // Connection 1: snapshot, incrementals, then a drop without Logout.
-    let mut p = Peer::accept(&listener, &acceptor).await;
+    let mut p = Peer::accept(&listener, &acceptor, MD_CREDS).await;
     p.logon().await;
     let mut symbols = p.subscriptions().await;
     symbols.sort();
@@ -321,7 +348,7 @@ async fn market_data_gateway(listener: TcpListener, acceptor: TlsAcceptor) -> Pe
     drop(p); // connection dropped without Logout
 
     // Connection 2: fresh logon (sequence numbers reset), fresh snapshot, a trade.
-    let mut p = Peer::accept(&listener, &acceptor).await;
+    let mut p = Peer::accept(&listener, &acceptor, MD_CREDS).await;
     p.logon().await;
     p.subscriptions().await;
     p.send(
@@ -391,7 +418,7 @@ fn exec_report(
 }
 
 async fn order_entry_gateway(listener: TcpListener, acceptor: TlsAcceptor) -> Peer {
-    let mut p = Peer::accept(&listener, &acceptor).await;
+    let mut p = Peer::accept(&listener, &acceptor, EXEC_CREDS).await;
     p.logon().await;
     p.send(
         "8",
@@ -410,10 +437,10 @@ async fn order_entry_gateway(listener: TcpListener, acceptor: TlsAcceptor) -> Pe
     // Saturday logout: the bridge answers and reconnects by itself.
     p.send("5", T_SNAP1, &[(58, "Scheduled maintenance")]).await;
     let lo = p.recv_type("5").await;
-    assert_eq!(lo.req(49), API_KEY);
+    assert_eq!(lo.req(49), EXEC_API_KEY);
     drop(p);
 
-    let mut p = Peer::accept(&listener, &acceptor).await;
+    let mut p = Peer::accept(&listener, &acceptor, EXEC_CREDS).await;
     p.logon().await;
     p.send(
         "8",
@@ -518,6 +545,10 @@ async fn market_data_and_executions_reach_the_stream_server_across_reconnects() 
         .env_remove("COINBASE_PASSPHRASE")
         .env("COINBASE_API_KEY", API_KEY)
         .env("COINBASE_API_SECRET", SECRET)
+        // The execution session logs on with its own key (one session per API key).
+        .env("COINBASE_EXEC_API_KEY", EXEC_API_KEY)
+        .env("COINBASE_EXEC_API_SECRET", EXEC_SECRET)
+        .env("COINBASE_EXEC_PASSPHRASE", EXEC_PASSPHRASE)
         .env("RUST_LOG", "info")
         .args(["--md-host", "127.0.0.1", "--md-port", &md_port.to_string()])
         .args([
@@ -580,6 +611,10 @@ async fn market_data_and_executions_reach_the_stream_server_across_reconnects() 
     // Secrets never appear in the log.
     assert!(!log.contains(SECRET), "secret leaked:\n{log}");
     assert!(!log.contains(PASSPHRASE), "passphrase leaked:\n{log}");
+    assert!(
+        !log.contains(EXEC_SECRET) && !log.contains(EXEC_PASSPHRASE),
+        "leak:\n{log}"
+    );
 
     // SIGTERM: the bridge logs out of both sessions (we answer) and exits cleanly.
     bridge.signal(libc_sigterm());
@@ -620,7 +655,7 @@ async fn buffers_while_the_stream_server_is_down_and_counts_drops() {
     let (first_sent_tx, first_sent_rx) = tokio::sync::oneshot::channel::<()>();
     let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
     let gateway = tokio::spawn(async move {
-        let mut p = Peer::accept(&md, &acceptor).await;
+        let mut p = Peer::accept(&md, &acceptor, MD_CREDS).await;
         p.logon().await;
         p.subscriptions().await;
         p.send(
@@ -784,7 +819,7 @@ async fn throughput_fix_to_stream_server() {
     let md_port = md.local_addr().unwrap().port();
     let (start_tx, start_rx) = tokio::sync::oneshot::channel();
     let gateway = tokio::spawn(async move {
-        let mut p = Peer::accept(&md, &acceptor).await;
+        let mut p = Peer::accept(&md, &acceptor, MD_CREDS).await;
         p.logon().await;
         p.subscriptions().await;
         let mut stream = Vec::new();
