@@ -4,16 +4,17 @@
 //! `u32 LE payload_len, u32 LE crc32(payload), payload` with payload
 //! `u8 kind, u32 group_len, group, u32 topic_len, topic, u32 partition, u64 offset`
 //! (kind 1 = commit, kind 2 = remove every commit of `topic`). Each commit is fsynced before it
-//! is acknowledged. On open the valid prefix is replayed (a torn tail is dropped) and the file
+//! is acknowledged; concurrent commits share fsyncs (leader/follower group commit: whoever finds
+//! no fsync running syncs everything written so far while the others wait). On open the valid prefix is replayed (a torn tail is dropped) and the file
 //! is compacted to one entry per key through a temp file and a rename.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use crate::error::{IoContext, Result};
+use crate::error::{IoContext, LogError, Result};
 
 const KIND_COMMIT: u8 = 1;
 const KIND_REMOVE_TOPIC: u8 = 2;
@@ -21,15 +22,29 @@ const KIND_REMOVE_TOPIC: u8 = 2;
 type Key = (String, String, u32);
 
 struct Inner {
-    file: File,
+    file: Arc<File>,
+    /// Bytes of valid entries in `file` (a failed write is cut back to this).
+    len: u64,
     map: HashMap<Key, u64>,
     entries_in_file: usize,
+    /// Sequence number of the last entry written.
+    seq: u64,
+    failed: Option<String>,
+}
+
+struct SyncState {
+    /// Entries up to this sequence number are durable.
+    durable: u64,
+    syncing: bool,
+    error: Option<String>,
 }
 
 /// Committed consumer-group offsets.
 pub struct OffsetStore {
     path: PathBuf,
     inner: Mutex<Inner>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
 }
 
 impl std::fmt::Debug for OffsetStore {
@@ -124,11 +139,12 @@ fn snapshot(map: &HashMap<Key, u64>) -> Vec<u8> {
     buf
 }
 
-fn write_compacted(path: &Path, map: &HashMap<Key, u64>) -> Result<File> {
+fn write_compacted(path: &Path, map: &HashMap<Key, u64>) -> Result<(File, u64)> {
     let tmp = path.with_extension("log.tmp");
+    let bytes = snapshot(map);
     {
         let mut f = File::create(&tmp).ctx("create", &tmp)?;
-        f.write_all(&snapshot(map)).ctx("write", &tmp)?;
+        f.write_all(&bytes).ctx("write", &tmp)?;
         f.sync_all().ctx("fsync", &tmp)?;
     }
     fs::rename(&tmp, path).ctx("rename", path)?;
@@ -137,7 +153,11 @@ fn write_compacted(path: &Path, map: &HashMap<Key, u64>) -> Result<File> {
             .and_then(|d| d.sync_all())
             .ctx("fsync directory", dir)?;
     }
-    OpenOptions::new().append(true).open(path).ctx("open", path)
+    let f = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .ctx("open", path)?;
+    Ok((f, bytes.len() as u64))
 }
 
 impl OffsetStore {
@@ -155,38 +175,114 @@ impl OffsetStore {
         if bytes.len() > snapshot(&map).len() {
             tracing::info!(path = %path.display(), entries = n, live = map.len(), "compacting committed offsets");
         }
-        let file = write_compacted(&path, &map)?;
+        let (file, len) = write_compacted(&path, &map)?;
         let entries_in_file = map.len();
         Ok(OffsetStore {
             path,
             inner: Mutex::new(Inner {
-                file,
+                file: Arc::new(file),
+                len,
                 map,
                 entries_in_file,
+                seq: 0,
+                failed: None,
             }),
+            sync: Mutex::new(SyncState {
+                durable: 0,
+                syncing: false,
+                error: None,
+            }),
+            synced: Condvar::new(),
         })
     }
 
-    fn append(&self, inner: &mut Inner, buf: &[u8]) -> Result<()> {
-        inner.file.write_all(buf).ctx("write", &self.path)?;
-        inner.file.sync_data().ctx("fsync", &self.path)?;
-        inner.entries_in_file += 1;
-        if inner.entries_in_file > 2 * inner.map.len() + 4096 {
-            inner.file = write_compacted(&self.path, &inner.map)?;
-            inner.entries_in_file = inner.map.len();
+    fn failed(&self, reason: String) -> LogError {
+        LogError::Failed {
+            path: self.path.clone(),
+            reason,
         }
-        Ok(())
     }
 
-    /// Durably records `offset` for (group, topic, partition): returns after an fsync.
+    /// Writes one entry (and applies it to the map), then waits until an fsync covers it.
+    fn append(&self, buf: &[u8], apply: impl FnOnce(&mut HashMap<Key, u64>)) -> Result<()> {
+        let seq = {
+            let mut g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(reason) = &g.failed {
+                return Err(self.failed(reason.clone()));
+            }
+            if let Err(e) = (&*g.file).write_all(buf) {
+                // Cut a partial entry so later entries are not hidden behind a torn one.
+                if let Err(e2) = g.file.set_len(g.len) {
+                    g.failed = Some(format!("write failed ({e}) and truncate failed ({e2})"));
+                }
+                return Err(LogError::io("write", &self.path, e));
+            }
+            g.len += buf.len() as u64;
+            g.entries_in_file += 1;
+            g.seq += 1;
+            apply(&mut g.map);
+            let seq = g.seq;
+            if g.entries_in_file > 2 * g.map.len() + 4096 {
+                // The compacted file is fsynced before it replaces the log: everything written
+                // so far is durable.
+                let (file, len) = write_compacted(&self.path, &g.map)?;
+                g.file = Arc::new(file);
+                g.len = len;
+                g.entries_in_file = g.map.len();
+                let mut s = self.sync.lock().unwrap_or_else(PoisonError::into_inner);
+                s.durable = s.durable.max(seq);
+                drop(s);
+                self.synced.notify_all();
+            }
+            seq
+        };
+        self.wait_synced(seq)
+    }
+
+    /// Leader/follower group commit: the first waiter that finds no fsync running syncs
+    /// everything written so far; the others wait for it.
+    fn wait_synced(&self, seq: u64) -> Result<()> {
+        let mut s = self.sync.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if s.durable >= seq {
+                return Ok(());
+            }
+            if let Some(reason) = &s.error {
+                return Err(self.failed(reason.clone()));
+            }
+            if s.syncing {
+                s = self.synced.wait(s).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            s.syncing = true;
+            drop(s);
+            let (target, file) = {
+                let g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+                (g.seq, g.file.clone())
+            };
+            let r = file.sync_data();
+            s = self.sync.lock().unwrap_or_else(PoisonError::into_inner);
+            s.syncing = false;
+            match r {
+                Ok(()) => s.durable = s.durable.max(target),
+                Err(e) => {
+                    // The page cache may have dropped what failed to sync: stay failed.
+                    s.error = Some(format!("fsync {}: {e}", self.path.display()));
+                }
+            }
+            self.synced.notify_all();
+        }
+    }
+
+    /// Durably records `offset` for (group, topic, partition): returns after an fsync covering
+    /// it (shared with concurrent commits). A concurrent `fetch` may see the value slightly
+    /// before it is durable.
     pub fn commit(&self, group: &str, topic: &str, partition: u32, offset: u64) -> Result<()> {
         let mut buf = Vec::new();
         encode(&mut buf, KIND_COMMIT, group, topic, partition, offset);
-        let mut g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        g.map
-            .insert((group.to_string(), topic.to_string(), partition), offset);
-        let inner = &mut *g;
-        self.append(inner, &buf)
+        self.append(&buf, |m| {
+            m.insert((group.to_string(), topic.to_string(), partition), offset);
+        })
     }
 
     /// The committed offset, if any.
@@ -201,10 +297,7 @@ impl OffsetStore {
     pub fn remove_topic(&self, topic: &str) -> Result<()> {
         let mut buf = Vec::new();
         encode(&mut buf, KIND_REMOVE_TOPIC, "", topic, 0, 0);
-        let mut g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        g.map.retain(|k, _| k.1 != topic);
-        let inner = &mut *g;
-        self.append(inner, &buf)
+        self.append(&buf, |m| m.retain(|k, _| k.1 != topic))
     }
 }
 
@@ -240,6 +333,53 @@ mod tests {
         drop(s);
         let s = OffsetStore::open(d.path()).unwrap();
         assert_eq!(s.fetch("g", "t", 0), Some(8));
+    }
+
+    #[test]
+    fn concurrent_commits_share_fsyncs_and_survive() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let s = std::sync::Arc::new(OffsetStore::open(d.path()).unwrap());
+            let ts: Vec<_> = (0..8u32)
+                .map(|t| {
+                    let s = s.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..50 {
+                            s.commit("g", "t", t, i).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for t in ts {
+                t.join().unwrap();
+            }
+            for p in 0..8 {
+                assert_eq!(s.fetch("g", "t", p), Some(49));
+            }
+        }
+        let s = OffsetStore::open(d.path()).unwrap();
+        for p in 0..8 {
+            assert_eq!(s.fetch("g", "t", p), Some(49));
+        }
+    }
+
+    #[test]
+    fn compaction_at_run_time_keeps_everything() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let s = OffsetStore::open(d.path()).unwrap();
+            for i in 0..5000u64 {
+                s.commit("g", "t", (i % 3) as u32, i).unwrap();
+            }
+            let len = fs::metadata(d.path().join("offsets/commits.log"))
+                .unwrap()
+                .len();
+            assert!(len < 2000 * 40, "compacted at run time: {len} bytes");
+        }
+        let s = OffsetStore::open(d.path()).unwrap();
+        assert_eq!(s.fetch("g", "t", 0), Some(4998));
+        assert_eq!(s.fetch("g", "t", 1), Some(4999));
+        assert_eq!(s.fetch("g", "t", 2), Some(4997));
     }
 
     #[test]
