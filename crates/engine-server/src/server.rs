@@ -339,27 +339,18 @@ async fn tcp_reader(
                 if n == spare {
                     read_size = (read_size * 2).min(FRAME_HEADER + MAX_FRAME);
                 }
-                let mut s = server.borrow_mut();
-                let mut off = 0;
-                loop {
-                    match next_frame(&buf[off..]) {
-                        Frame::Complete(len) => {
-                            let start = off + FRAME_HEADER;
-                            s.handle_payload(id, &buf[start..start + len]);
-                            off = start + len;
-                        }
-                        Frame::Partial => break,
-                        Frame::TooLarge(len) => {
-                            // The stream cannot be resynchronised after a bad length.
-                            s.drain();
-                            break 'conn format!(
-                                "protocol error: frame length {len} exceeds {MAX_FRAME}; dropping the client"
-                            );
-                        }
-                    }
+                if let Err(len) = process_frames(&server, id, &mut buf) {
+                    break format!(
+                        "protocol error: frame length {len} exceeds {MAX_FRAME}; dropping the client"
+                    );
                 }
-                buf.advance(off);
-                s.drain_after_input();
+                // Let this client's writer (and everyone else) run before reading more: a
+                // pipelining client whose input is already buffered in the kernel would
+                // otherwise be read to the end first, its output piling up unwritten, and a
+                // consumer that stopped reading would only be noticed after all of it.
+                if !out.buf.borrow().is_empty() {
+                    tokio::task::yield_now().await;
+                }
             }
             Err(e) => break format!("read error: {e}"),
         }
@@ -373,6 +364,27 @@ async fn tcp_reader(
         out.set_state(OutState::Finishing);
     }
     server.borrow_mut().client_gone(id);
+}
+
+/// Handles every complete frame at the start of `buf` and removes them; `Err(length)` when a
+/// frame header announces more than the maximum (the stream cannot be resynchronised).
+fn process_frames(server: &Shared, id: ClientId, buf: &mut BytesMut) -> Result<(), u32> {
+    let mut s = server.borrow_mut();
+    let mut off = 0;
+    let result = loop {
+        match next_frame(&buf[off..]) {
+            Frame::Complete(len) => {
+                let start = off + FRAME_HEADER;
+                s.handle_payload(id, &buf[start..start + len]);
+                off = start + len;
+            }
+            Frame::Partial => break Ok(()),
+            Frame::TooLarge(len) => break Err(len),
+        }
+    };
+    buf.advance(off);
+    s.drain_after_input();
+    result
 }
 
 async fn tcp_writer(id: ClientId, peer: SocketAddr, mut wr: OwnedWriteHalf, out: Rc<TcpOut>) {
