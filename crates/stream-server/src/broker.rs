@@ -207,8 +207,8 @@ impl Broker {
         }
     }
 
-    /// Handles one request. `Err` carries the answer for a request that failed before
-    /// producing a response of its own. Returns whether the connection must close after it.
+    /// Handles one request: the answer, possibly still waiting for durability or data.
+    /// Failures become the request type's error answer.
     pub async fn handle(self: &Arc<Self>, req: Request, conn: &mut ConnState) -> Pending {
         if conn.has_legacy_members {
             self.groups.touch_connection(conn.id, Instant::now());

@@ -203,7 +203,7 @@ async fn read_with_timeout(
     }
 }
 
-/// Polls `fut` once; `Err(fut)` hands it back when it is not ready yet.
+/// Polls `fut` once with the task's waker: `Pending` means it registered for a wake-up.
 async fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
     let mut fut = fut;
     std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await

@@ -4,6 +4,8 @@
 //! pipelined connection), [`broker`] (request handling), [`groups`] (consumer groups),
 //! [`metrics`] (Prometheus).
 
+#![warn(missing_docs)]
+
 pub mod broker;
 pub mod config;
 pub mod conn;

@@ -93,17 +93,20 @@ impl Default for RequestMetrics {
 /// Installs the Prometheus recorder and serves `/metrics` on `addr`; returns the bound address
 /// and the handle (whose `run_upkeep` the caller runs periodically).
 pub async fn serve(addr: SocketAddr) -> anyhow::Result<(SocketAddr, PrometheusHandle)> {
-    let handle = PrometheusBuilder::new()
-        .install_recorder()
-        .context("installing the Prometheus recorder")?;
+    // Bind first: without an endpoint no recorder is installed (nothing to keep up).
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the metrics endpoint to {addr}"))?;
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the Prometheus recorder")?;
     let bound = listener.local_addr().context("metrics local_addr")?;
     let h = handle.clone();
     tokio::spawn(async move {
         loop {
             let Ok((mut sock, _)) = listener.accept().await else {
+                // e.g. out of file descriptors: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
             let h = h.clone();

@@ -62,9 +62,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 .parse()
                 .or_else(|_| format!("0.0.0.0:{port}").parse())
                 .context("metrics address")?;
-            let (bound, handle) = crate::metrics::serve(addr).await?;
-            tracing::info!("metrics on http://{bound}/metrics");
-            Some(handle)
+            // Metrics are an aid, not the service: a taken port (9100 is also node-exporter's
+            // default) is logged loudly but does not keep the broker down.
+            match crate::metrics::serve(addr).await {
+                Ok((bound, handle)) => {
+                    tracing::info!("metrics on http://{bound}/metrics");
+                    Some(handle)
+                }
+                Err(e) => {
+                    tracing::error!("metrics endpoint disabled: {e:#}");
+                    None
+                }
+            }
         }
     };
 

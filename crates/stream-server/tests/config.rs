@@ -48,3 +48,22 @@ fn unusable_data_dir_fails_with_a_clear_message() {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("not-a-dir"), "{text}");
 }
+
+#[test]
+fn taken_metrics_port_is_logged_but_not_fatal() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(bin_path("stream-server"));
+    cmd.arg(format!("--data-dir={}", dir.path().display()))
+        .args(["--port=0", "--bind=127.0.0.1"])
+        .arg(format!("--metrics-port={port}"));
+    let (mut p, line) = ServerProcess::spawn(cmd, "listening on");
+    assert!(
+        p.log_text().contains("metrics endpoint disabled"),
+        "{}",
+        p.log_text()
+    );
+    std::net::TcpStream::connect(parse_addr(&line).unwrap()).unwrap();
+    assert!(p.terminate(Duration::from_secs(30)).success());
+}
