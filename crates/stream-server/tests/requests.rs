@@ -478,3 +478,33 @@ fn every_durability_policy_serves_produce_and_fetch() {
             .success());
     }
 }
+
+#[test]
+fn many_connections_are_served_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = start(dir.path(), &[]);
+    Client::connect(addr).create_topic("many", 4);
+    let threads: Vec<_> = (0..64u32)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                let mut mine = Vec::new();
+                for i in 0..50u32 {
+                    let v = format!("{t}-{i}");
+                    let (p, o) = c.produce("many", format!("key-{t}").as_bytes(), v.as_bytes());
+                    mine.push((p, o, v));
+                }
+                for (p, o, v) in mine {
+                    let m = c.fetch("many", p, o, 1).messages().unwrap();
+                    assert_eq!(m[0].value, Bytes::from(v));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut c = Client::connect(addr);
+    let total: usize = (0..4).map(|p| c.fetch_all("many", p, 0).len()).sum();
+    assert_eq!(total, 64 * 50);
+}
