@@ -17,6 +17,12 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use crate::error::{IoContext, LogError, Result};
 
 const KIND_COMMIT: u8 = 1;
+/// Compact at run time once the file holds more than 2 × live keys + this many entries.
+#[cfg(not(test))]
+const COMPACT_SLACK: usize = 4096;
+/// Small in unit tests so compaction runs without thousands of fsyncs.
+#[cfg(test)]
+const COMPACT_SLACK: usize = 64;
 const KIND_REMOVE_TOPIC: u8 = 2;
 
 type Key = (String, String, u32);
@@ -222,7 +228,7 @@ impl OffsetStore {
             g.seq += 1;
             apply(&mut g.map);
             let seq = g.seq;
-            if g.entries_in_file > 2 * g.map.len() + 4096 {
+            if g.entries_in_file > 2 * g.map.len() + COMPACT_SLACK {
                 // The compacted file is fsynced before it replaces the log: everything written
                 // so far is durable.
                 let (file, len) = write_compacted(&self.path, &g.map)?;
