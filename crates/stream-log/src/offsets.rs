@@ -51,6 +51,7 @@ pub struct OffsetStore {
     inner: Mutex<Inner>,
     sync: Mutex<SyncState>,
     synced: Condvar,
+    fsyncs: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for OffsetStore {
@@ -199,6 +200,7 @@ impl OffsetStore {
                 error: None,
             }),
             synced: Condvar::new(),
+            fsyncs: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -267,6 +269,8 @@ impl OffsetStore {
                 (g.seq, g.file.clone())
             };
             let r = file.sync_data();
+            self.fsyncs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             s = self.sync.lock().unwrap_or_else(PoisonError::into_inner);
             s.syncing = false;
             match r {
@@ -362,6 +366,9 @@ mod tests {
             for p in 0..8 {
                 assert_eq!(s.fetch("g", "t", p), Some(49));
             }
+            let fsyncs = s.fsyncs.load(std::sync::atomic::Ordering::Relaxed);
+            eprintln!("{fsyncs} fsyncs for 400 commits");
+            assert!(fsyncs <= 400);
         }
         let s = OffsetStore::open(d.path()).unwrap();
         for p in 0..8 {
