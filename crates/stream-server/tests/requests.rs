@@ -417,7 +417,18 @@ fn metrics_endpoint_serves_prometheus_text() {
         .expect("metrics address");
     let mut c = Client::connect(addr);
     c.create_topic("m", 2);
-    c.produce("m", b"k", b"v");
+    let (p, _) = c.produce("m", b"k", b"v");
+    c.produce("m", b"k", b"v2");
+    assert_eq!(
+        c.call(&Request::CommitOffset {
+            group_id: "lagging".into(),
+            topic: "m".into(),
+            partition: p,
+            offset: 1,
+        })
+        .error_code(),
+        ErrorCode::None
+    );
     let mut got = String::new();
     // Gauges refresh once a second: poll until they show up (bounded).
     for _ in 0..100 {
@@ -426,7 +437,7 @@ fn metrics_endpoint_serves_prometheus_text() {
             .unwrap();
         got.clear();
         s.read_to_string(&mut got).unwrap();
-        if got.contains("strp_partition_size_bytes") {
+        if got.contains("strp_partition_size_bytes") && got.contains("strp_consumer_group_lag") {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -438,9 +449,15 @@ fn metrics_endpoint_serves_prometheus_text() {
         "strp_bytes_in_total",
         "strp_bytes_out_total",
         "strp_partition_size_bytes",
+        "strp_consumer_group_lag",
     ] {
         assert!(got.contains(name), "{name} missing:\n{got}");
     }
+    let lag = got
+        .lines()
+        .find(|l| l.starts_with("strp_consumer_group_lag") && l.contains("lagging"))
+        .expect("lag line");
+    assert!(lag.trim_end().ends_with(" 1"), "one message behind: {lag}");
     let _ = server.terminate(std::time::Duration::from_secs(30));
 }
 
