@@ -347,8 +347,9 @@ async fn tcp_reader(
                 // Let this client's writer (and everyone else) run before reading more: a
                 // pipelining client whose input is already buffered in the kernel would
                 // otherwise be read to the end first, its output piling up unwritten, and a
-                // consumer that stopped reading would only be noticed after all of it.
-                if !out.buf.borrow().is_empty() {
+                // consumer that stopped reading would only be noticed after all of it. (Small
+                // answers, e.g. to a lone order, are written without this detour.)
+                if out.buf.borrow().len() >= YIELD_AFTER_QUEUED {
                     tokio::task::yield_now().await;
                 }
             }
@@ -365,6 +366,9 @@ async fn tcp_reader(
     }
     server.borrow_mut().client_gone(id);
 }
+
+/// Output bytes queued for a TCP client after which its reader yields to the writer.
+const YIELD_AFTER_QUEUED: usize = 16 * 1024;
 
 /// Handles every complete frame at the start of `buf` and removes them; `Err(length)` when a
 /// frame header announces more than the maximum (the stream cannot be resynchronised).
