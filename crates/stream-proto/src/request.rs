@@ -29,7 +29,8 @@ pub struct GroupHeartbeat {
     pub group_id: String,
     /// Member id from JOIN_GROUP / JOIN_GROUP_V2.
     pub consumer_id: String,
-    /// Generation from JOIN_GROUP_V2 (0 from a legacy JOIN_GROUP).
+    /// Generation from JOIN_GROUP_V2 (members of the original JOIN_GROUP need no group
+    /// heartbeat: any request on their connection keeps them alive).
     pub generation: u32,
 }
 
