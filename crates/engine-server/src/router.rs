@@ -180,7 +180,9 @@ impl Router {
                 let invalid_id = o.user == 0 && o.user_order_id == 0;
                 let checked =
                     !(o.symbol_too_long || o.symbol.is_empty() || invalid_id || o.qty == 0);
-                if checked && self.resting_elsewhere(key, p, hub) {
+                // With one processor its engine sees every id: nothing to track.
+                let track_id = checked && self.procs.len() > 1;
+                if track_id && self.resting_elsewhere(key, p, hub) {
                     let reject = OutputMsg::Reject {
                         symbol: o.symbol,
                         user: o.user,
@@ -192,7 +194,7 @@ impl Router {
                     return;
                 }
                 self.send(p, Job::Msg { origin, msg }, hub);
-                let new = checked.then(|| {
+                let new = track_id.then(|| {
                     self.inflight
                         .entry(key)
                         .and_modify(|e| e.1 += 1)
