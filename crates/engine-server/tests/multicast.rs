@@ -78,11 +78,11 @@ fn recv_seq(s: &UdpSocket) -> (u64, Vec<u8>) {
 #[test]
 #[ignore = "run by multicast_feed_in_private_network_namespace inside a network namespace"]
 fn multicast_inner() {
-    assert_eq!(
-        std::env::var(INNER_MARKER).as_deref(),
-        Ok("1"),
-        "only meaningful inside the namespace the outer test creates"
-    );
+    if std::env::var(INNER_MARKER).as_deref() != Ok("1") {
+        // Run directly (e.g. `--include-ignored`): it would publish on the real network.
+        println!("SKIPPED multicast_inner: only runs inside the namespace the outer test creates");
+        return;
+    }
     let group = Ipv4Addr::new(239, 255, 0, 1);
     for (mode, binary) in [("", false), ("--threaded", false), ("", true)] {
         let (sub, port) = subscribe(group);
