@@ -62,7 +62,9 @@ impl ServerProcess {
         timeout: Duration,
     ) -> (ServerProcess, String) {
         let name = format!("{:?}", cmd.get_program());
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {name}: {e}"));
@@ -216,7 +218,10 @@ mod tests {
     #[test]
     fn spawn_waits_for_marker_and_kill_reaps() {
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", "echo starting; echo 'listening on 127.0.0.1:5555'; sleep 30"]);
+        cmd.args([
+            "-c",
+            "echo starting; echo 'listening on 127.0.0.1:5555'; sleep 30",
+        ]);
         let (mut p, line) = ServerProcess::spawn(cmd, "listening");
         assert_eq!(parse_addr(&line).unwrap().port(), 5555);
         p.kill9();
