@@ -1,5 +1,4 @@
-//! Binary codec (big-endian, packed, magic 0x4D). CONTRACT used by engine-server (signatures are
-//! fixed; bodies are the core issue's):
+//! Binary codec (big-endian, packed, magic 0x4D):
 //!
 //! - `MAGIC`, `decode_input(bytes) -> Result<InputMsg, BinaryError>` for exactly one message,
 //! - `encode_output(msg, out)` appends one message,

@@ -1,4 +1,4 @@
-//! CSV codec. CONTRACT used by engine-server (signatures are fixed; bodies are the core issue's):
+//! CSV codec:
 //!
 //! - `decode_input(line) -> Result<Option<InputMsg>, CsvError>`: one line without its newline
 //!   (a trailing `\r`/`\n` is tolerated); `Ok(None)` for blank lines and `#` comments.

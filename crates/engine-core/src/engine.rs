@@ -1,8 +1,8 @@
 //! The multi-symbol engine: one order book per symbol, created on first use.
 //!
-//! CONTRACT (used by `engine-server`; implementation may change, signatures may not without
-//! updating the server): `Engine::new`, `Engine::process`, `Engine::cancel_client_orders`,
-//! `Engine::owns_order`, the `Sink` trait and the `Route` enum.
+//! The server drives it through `Engine::new`, `Engine::process`,
+//! `Engine::cancel_client_orders`, `Engine::owns_order`, the `Sink` trait and the `Route` enum;
+//! changing one of these means changing `engine-server` with it.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
-//! `matching_engine replay`: CSV lines in, CSV output lines out. CONTRACT used by the
-//! `matching_engine` binary: `run(input, output, errors) -> io::Result<ReplayStats>`.
+//! `matching_engine replay`: CSV lines in, CSV output lines out, through a fresh engine.
+//! The binary calls `run(input, output, errors)`.
 
 use std::io::{self, BufRead, Write};
 

@@ -1,9 +1,8 @@
 //! Async client for the STRP stream server.
 //!
-//! CONTRACT used by `coinbase-bridge` (this crate's issue implements it; these signatures are
-//! what the bridge codes against and change only together with it):
+//! The core API at a glance (`coinbase-bridge` publishes through it):
 //!
-//! ```ignore
+//! ```text
 //! pub struct StreamClient;                       // one TCP connection, pipelining-capable
 //! impl StreamClient {
 //!     pub async fn connect(addr: &str) -> Result<StreamClient, ClientError>;   // "host:port"

@@ -8,16 +8,15 @@
 //! walk, group commit) are hand-written rather than built on an embedded database: they are the
 //! latency-critical core and need exact control over system calls and fsyncs.
 //!
-//! Beyond the contract below (implemented as written; `LogConfig` and `Record` fields are
+//! Beyond the API below (implemented as written; `LogConfig` and `Record` fields are
 //! `pub`): `PartitionLog::open` / `recovery_report` / `roll` / `flush` / `close` /
 //! `wait_durable_blocking` / `segment_count` / `syncer_fsyncs`, `TopicStore::partition_count`,
 //! `RecoveryReport`, `Durability: Display + FromStr`, `LogError::is_disk_full`, and
 //! `decode_batch` / `message_crc` for clients and tests.
 //!
-//! CONTRACT used by `stream-server` (the implementation is this crate's issue; these
-//! signatures are what the server codes against and change only together with it):
+//! The API `stream-server` uses, at a glance:
 //!
-//! ```ignore
+//! ```text
 //! // Durability policy.
 //! pub enum Durability { EveryWrite, GroupCommit /* default */, Interval(Duration), Never }
 //! pub struct LogConfig { segment_bytes: u64, segment_ms: u64, index_interval_bytes: u32,
