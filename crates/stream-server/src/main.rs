@@ -4,6 +4,7 @@ use clap::Parser;
 use stream_server::config::Config;
 
 fn main() {
+    ignore_empty_stream_vars();
     let cfg = Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -29,5 +30,19 @@ fn main() {
     if let Err(e) = runtime.block_on(stream_server::server::run(cfg)) {
         tracing::error!("fatal: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// A `STREAM_*` variable set to the empty string counts as unset, as `ENGINE_*` ones do for the
+/// matching engine: docker-compose passes `STREAM_X=${STREAM_X}` through as empty when the host
+/// does not set it, and that must mean "the default", not an invalid value.
+fn ignore_empty_stream_vars() {
+    let empty: Vec<_> = std::env::vars_os()
+        .filter(|(k, v)| k.to_str().is_some_and(|k| k.starts_with("STREAM_")) && v.is_empty())
+        .map(|(k, _)| k)
+        .collect();
+    for k in empty {
+        // Still single-threaded here: nothing else reads the environment concurrently.
+        std::env::remove_var(k);
     }
 }

@@ -67,3 +67,19 @@ fn taken_metrics_port_is_logged_but_not_fatal() {
     std::net::TcpStream::connect(parse_addr(&line).unwrap()).unwrap();
     assert!(p.terminate(Duration::from_secs(30)).success());
 }
+
+#[test]
+fn empty_environment_variables_mean_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(bin_path("stream-server"));
+    cmd.env("STREAM_DATA_DIR", dir.path())
+        // What docker-compose passes for `STREAM_IO_THREADS=${STREAM_IO_THREADS}` when unset.
+        .env("STREAM_IO_THREADS", "")
+        .env("STREAM_MAX_CONNECTIONS", "")
+        .env("STREAM_METRICS_PORT", "off")
+        .args(["--port=0", "--bind=127.0.0.1"]);
+    let (mut p, line) = ServerProcess::spawn(cmd, "listening on");
+    assert!(line.contains("max_connections=10000"), "{line}");
+    std::net::TcpStream::connect(parse_addr(&line).unwrap()).unwrap();
+    assert!(p.terminate(Duration::from_secs(30)).success());
+}
