@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod hub;
+pub mod listen;
 pub mod mcast;
 pub mod router;
 pub mod server;

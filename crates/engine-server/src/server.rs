@@ -174,20 +174,24 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
 
     if cfg.tcp_enabled {
         let addr = cfg.tcp_addr();
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("bind TCP {addr}"))?;
-        let bound = listener.local_addr().context("TCP local address")?;
-        tracing::info!("TCP listening on {bound} (4-byte big-endian length framing)");
+        let bound = crate::listen::tcp(addr).with_context(|| format!("bind TCP {addr}"))?;
+        let listener = TcpListener::from_std(bound.socket.into())
+            .with_context(|| format!("register TCP listener {addr}"))?;
+        tracing::info!(
+            "TCP listening on {} (4-byte big-endian length framing)",
+            bound.describe
+        );
         tokio::task::spawn_local(accept_loop(listener, server.clone()));
     }
     if cfg.udp_enabled {
         let addr = cfg.udp_addr();
-        let sock = UdpSocket::bind(addr)
-            .await
-            .with_context(|| format!("bind UDP {addr}"))?;
-        let bound = sock.local_addr().context("UDP local address")?;
-        tracing::info!("UDP listening on {bound} (one message per datagram)");
+        let bound = crate::listen::udp(addr).with_context(|| format!("bind UDP {addr}"))?;
+        let sock = UdpSocket::from_std(bound.socket.into())
+            .with_context(|| format!("register UDP socket {addr}"))?;
+        tracing::info!(
+            "UDP listening on {} (one message per datagram)",
+            bound.describe
+        );
         let sock = Rc::new(sock);
         server.borrow_mut().hub.set_udp(sock.clone());
         tokio::task::spawn_local(udp_loop(sock, server.clone()));

@@ -177,3 +177,30 @@ print(sock.recvfrom(100)[0].hex())
     assert_eq!(lines[1], hex(&binary_ack("AAPL", 1, 1)));
     assert_eq!(lines[2], hex(&binary_tob("AAPL", b'B', 15000, 100)));
 }
+
+/// Hosts whose `localhost` resolves to `::1` first send the guide's `nc -u localhost 1235`
+/// datagram over IPv6 only: the default (wildcard) bind must take IPv6 clients as well as IPv4.
+#[test]
+fn default_bind_serves_ipv6_and_ipv4_clients() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED: this host has no IPv6 loopback (::1)");
+        return;
+    }
+    let e = guide_engine(false);
+    let udp = e.udp().port();
+    let out = sh(&format!(
+        "echo \"N, 1, IBM, 10000, 100, B, 1\" | nc -u -w1 ::1 {udp}"
+    ));
+    assert_eq!(out, "A, IBM, 1, 1\nB, IBM, B, 10000, 100\n");
+    let out = sh(&format!(
+        "echo \"N, 2, IBM, 10000, 100, S, 1\" | nc -u -w1 127.0.0.1 {udp}"
+    ));
+    assert_eq!(
+        out,
+        "A, IBM, 2, 1\nT, IBM, 1, 1, 2, 1, 10000, 100\nB, IBM, B, -, -\n"
+    );
+    let tcp = e.tcp().port();
+    let mut v6 = Client::connect(format!("[::1]:{tcp}").parse().unwrap());
+    v6.send_line("N, 3, IBM, 9000, 10, B, 1");
+    assert_eq!(v6.recv_lines(2), ["A, IBM, 3, 1", "B, IBM, B, 9000, 10"]);
+}
