@@ -5,9 +5,10 @@ use stream_proto::ErrorCode;
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// Connection problems (refused, reset, closed, timed out): reconnect and retry.
+    /// Connection problems (refused, reset, closed, timed out): reconnect and retry. The OS
+    /// error is part of the message, not a separate `source()`, so a printed chain says it once.
     #[error("connection error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The server answered with an error code, e.g. `TopicAlreadyExists`.
     #[error("server error {code}: {message}")]
     Server {
@@ -64,5 +65,11 @@ impl ClientError {
 impl From<stream_proto::DecodeError> for ClientError {
     fn from(e: stream_proto::DecodeError) -> Self {
         ClientError::Protocol(format!("malformed response: {e}"))
+    }
+}
+
+impl From<std::io::Error> for ClientError {
+    fn from(e: std::io::Error) -> Self {
+        ClientError::Io(e)
     }
 }

@@ -7,17 +7,17 @@ use std::path::{Path, PathBuf};
 /// Everything the storage engine can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    /// A file-system operation failed (the source carries the OS reason, e.g. "No space left on
-    /// device" or "Read-only file system").
-    #[error("{op} {}: {source}", path.display())]
+    /// A file-system operation failed (the message carries the OS reason, e.g. "No space left
+    /// on device" or "Read-only file system"). The OS error is part of the message rather than a
+    /// separate `source()`, so that a printed error chain says it once.
+    #[error("{op} {}: {error}", path.display())]
     Io {
         /// What we were doing ("open", "write", "fsync", ...).
         op: &'static str,
         /// The file or directory involved.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// The requested offset is below the log start offset (deleted by retention) or above the
     /// high watermark. The server answers `INVALID_OFFSET`.
@@ -100,11 +100,11 @@ pub enum LogError {
 
 impl LogError {
     /// Wraps an I/O error with the operation and path it came from.
-    pub fn io(op: &'static str, path: impl AsRef<Path>, source: io::Error) -> Self {
+    pub fn io(op: &'static str, path: impl AsRef<Path>, error: io::Error) -> Self {
         LogError::Io {
             op,
             path: path.as_ref().to_path_buf(),
-            source,
+            error,
         }
     }
 
@@ -112,8 +112,8 @@ impl LogError {
     /// EFBIG): the caller may retry after space is freed.
     pub fn is_disk_full(&self) -> bool {
         match self {
-            LogError::Io { source, .. } => matches!(
-                source.raw_os_error(),
+            LogError::Io { error, .. } => matches!(
+                error.raw_os_error(),
                 Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG)
             ),
             _ => false,
