@@ -265,8 +265,8 @@ impl Broker {
                 let n = name.clone();
                 self.blocking(move |b| b.store.create_topic(&n, partitions))
                     .await?;
+                // The topic store logs the creation; one line per event.
                 self.forget_topic(&name);
-                tracing::info!(topic = %name, partitions, "topic created");
                 ok(Response::CreateTopic(Status::ok()))
             }
             Request::DeleteTopic { name } => {
@@ -283,7 +283,6 @@ impl Broker {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .retain(|(_, t, _), _| *t != name);
-                tracing::info!(topic = %name, "topic deleted");
                 ok(Response::DeleteTopic(Status::ok()))
             }
             Request::Produce {
