@@ -3,6 +3,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use engine_server::config::ServerConfig;
@@ -33,14 +34,23 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     ignore_empty_engine_vars();
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Some(Command::Replay { file }) => replay(file),
         None => {
             init_logging();
             engine_server::server::run(cli.server)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the whole cause chain; returning the error from main would print
+            // its Debug form, which under RUST_BACKTRACE=1 buries the cause under a backtrace.
+            eprintln!("matching_engine: error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
