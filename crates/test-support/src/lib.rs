@@ -46,6 +46,8 @@ pub struct ServerProcess {
     log: Arc<Mutex<Vec<String>>>,
     lines: mpsc::Receiver<String>,
     name: String,
+    /// The threads copying stdout and stderr into `log`; finished once the pipes reach EOF.
+    pumps: Vec<thread::JoinHandle<()>>,
 }
 
 impl ServerProcess {
@@ -72,13 +74,16 @@ impl ServerProcess {
         let (tx, rx) = mpsc::channel();
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        pump(stdout, log.clone(), tx.clone());
-        pump(stderr, log.clone(), tx);
+        let pumps = vec![
+            pump(stdout, log.clone(), tx.clone()),
+            pump(stderr, log.clone(), tx),
+        ];
         let mut proc = ServerProcess {
             child,
             log,
             lines: rx,
             name,
+            pumps,
         };
         let line = proc.wait_for_line(ready_marker, timeout);
         (proc, line)
@@ -122,6 +127,7 @@ impl ServerProcess {
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.await_output_eof();
     }
 
     /// Sends a signal (e.g. `libc::SIGTERM`).
@@ -143,6 +149,7 @@ impl ServerProcess {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                self.await_output_eof();
                 return status;
             }
             if Instant::now() >= deadline {
@@ -160,6 +167,18 @@ impl ServerProcess {
     }
 }
 
+impl ServerProcess {
+    /// After the process has exited: waits until everything it printed is in the log (its
+    /// pipes reached EOF), so that assertions on the log see its last lines. Bounded, because
+    /// a grandchild that inherited the pipes could keep them open.
+    fn await_output_eof(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.pumps.iter().all(|p| p.is_finished()) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
@@ -173,7 +192,7 @@ fn pump<R: Read + Send + 'static>(
     reader: R,
     log: Arc<Mutex<Vec<String>>>,
     tx: mpsc::Sender<String>,
-) {
+) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         for line in BufReader::new(reader).lines() {
             let Ok(line) = line else { break };
@@ -182,7 +201,7 @@ fn pump<R: Read + Send + 'static>(
             }
             let _ = tx.send(line);
         }
-    });
+    })
 }
 
 /// Finds the first `host:port` socket address in a log line (e.g. "listening on 127.0.0.1:4021").
@@ -216,11 +235,24 @@ mod tests {
     }
 
     #[test]
+    fn exit_waits_for_the_last_lines() {
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "echo 'listening on 127.0.0.1:5555'; for i in $(seq 1 200); do echo line$i; done; echo last-line",
+        ]);
+        let (mut p, _) = ServerProcess::spawn(cmd, "listening");
+        let status = p.wait_exit(Duration::from_secs(30));
+        assert!(status.success());
+        assert!(p.log_text().ends_with("last-line"), "{}", p.log_text());
+    }
+
+    #[test]
     fn spawn_waits_for_marker_and_kill_reaps() {
         let mut cmd = Command::new("sh");
         cmd.args([
             "-c",
-            "echo starting; echo 'listening on 127.0.0.1:5555'; sleep 30",
+            "echo starting; echo 'listening on 127.0.0.1:5555'; exec sleep 30",
         ]);
         let (mut p, line) = ServerProcess::spawn(cmd, "listening");
         assert_eq!(parse_addr(&line).unwrap().port(), 5555);
