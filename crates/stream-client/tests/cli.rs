@@ -2,13 +2,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
-use test_support::bin_path;
+use test_support::{bin_path, run_with_input};
 
 fn cli(addr: &str, args: &[&str]) -> Output {
     Command::new(bin_path("stream-cli"))
@@ -41,21 +41,12 @@ fn json_lines(s: &str) -> Vec<Value> {
 }
 
 fn produce(addr: &str, args: &[&str], input: &str) -> String {
-    let mut child = Command::new(bin_path("stream-cli"))
-        .args(["--addr", addr])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_input(
+        Command::new(bin_path("stream-cli"))
+            .args(["--addr", addr])
+            .args(args),
+        input.as_bytes(),
+    );
     assert!(
         out.status.success(),
         "{}",

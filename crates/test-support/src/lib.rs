@@ -204,6 +204,27 @@ fn pump<R: Read + Send + 'static>(
     })
 }
 
+/// Runs `cmd` to completion with `input` on its stdin, capturing stdout and stderr.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {:?}: {e}", cmd.get_program()));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    // Written from a thread: a child that prints a lot before reading all its input would
+    // otherwise deadlock against us on full pipes.
+    let input = input.to_vec();
+    let writer = thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+    let out = child.wait_with_output().expect("wait for child");
+    writer
+        .join()
+        .expect("stdin writer thread")
+        .expect("write the child's stdin");
+    out
+}
+
 /// Finds the first `host:port` socket address in a log line (e.g. "listening on 127.0.0.1:4021").
 pub fn parse_addr(line: &str) -> Option<SocketAddr> {
     line.split(|c: char| c.is_whitespace() || c == ',' || c == '"' || c == '=')
