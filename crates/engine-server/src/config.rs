@@ -117,6 +117,14 @@ pub struct ServerConfig {
     #[arg(long, env = "ENGINE_IO_SPIN_US", default_value_t = 0)]
     pub io_spin_us: u64,
 
+    /// Busy-poll: the network I/O thread never sleeps; it polls its sockets (and, threaded, the
+    /// processors' output) in a loop. Saves the scheduler wake-up on every message, which on a VM
+    /// is most of a loopback round trip, at the cost of one core spinning at 100 %.
+    #[arg(long, env = "ENGINE_BUSY_POLL", value_parser = BoolishValueParser::new(),
+          action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false")]
+    pub busy_poll: bool,
+
     /// Capacity (messages) of each lock-free queue between the I/O thread and a processor.
     #[arg(long, env = "ENGINE_QUEUE_CAPACITY", default_value_t = 65536)]
     pub queue_capacity: usize,

@@ -212,11 +212,15 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
         );
         server.borrow_mut().hub.set_mcast(m);
     }
+    if cfg.busy_poll {
+        warn_if_spinners_outnumber_cores(&cfg);
+        tokio::task::spawn_local(busy_poll_loop(server.clone()));
+    }
     if cfg.threaded {
         tokio::task::spawn_local(drain_loop(wake_io, server.clone()));
     }
     tracing::info!(
-        "matching_engine ready: {} mode{}, cancel-on-disconnect {}",
+        "matching_engine ready: {} mode{}, cancel-on-disconnect {}{}",
         if cfg.threaded {
             "threaded"
         } else {
@@ -231,6 +235,11 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
             "on"
         } else {
             "off"
+        },
+        if cfg.busy_poll {
+            ", busy-polling (the I/O thread uses a whole core)"
+        } else {
+            ""
         },
     );
 
@@ -265,6 +274,39 @@ impl Signals {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
         }
+    }
+}
+
+/// Busy-polling pays off only while every spinning thread has a core of its own: threads that
+/// spin on a shared core take turns by timer tick, and the tail latency gets far worse than
+/// with sleeping threads. Say so at startup, when the operator can still fix it.
+fn warn_if_spinners_outnumber_cores(cfg: &ServerConfig) {
+    // The I/O thread always spins; in threaded mode each processor polls its queue too while
+    // orders flow.
+    let spinners = 1 + if cfg.threaded {
+        usize::from(cfg.processors)
+    } else {
+        0
+    };
+    match std::thread::available_parallelism() {
+        Ok(cores) if cores.get() < spinners => tracing::warn!(
+            "busy-polling with {spinners} spinning threads on {cores} CPU cores: they will \
+             compete for cores and latency will suffer; give the engine more cores, use fewer \
+             --processors, or run without --busy-poll"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::debug!("cannot tell how many cores are available: {e}"),
+    }
+}
+
+/// Keeps the I/O thread from ever sleeping. A task that yields makes the current-thread runtime
+/// poll its I/O driver with a zero timeout instead of blocking in `epoll_wait`, so socket
+/// readiness is picked up on the next turn of the loop rather than after a wake-up; each turn
+/// also collects processor output without waiting for their eventfd wake.
+async fn busy_poll_loop(server: Shared) {
+    loop {
+        tokio::task::yield_now().await;
+        server.borrow_mut().drain();
     }
 }
 

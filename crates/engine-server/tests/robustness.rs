@@ -155,7 +155,9 @@ fn slow_consumer_is_disconnected_and_matching_goes_on() {
 
 #[test]
 fn sigterm_shuts_down_gracefully() {
-    for mode in MODES {
+    // Busy-polling too: the I/O thread never sleeps in epoll, yet signals must still get through.
+    let busy: [&[&str]; 2] = [&["--busy-poll"], &["--threaded", "--busy-poll"]];
+    for mode in MODES.into_iter().chain(busy) {
         let mut e = start(mode);
         let mut c = e.client();
         c.send_line("N, 1, IBM, 10, 1, B, 1");
@@ -188,6 +190,46 @@ fn environment_configures_and_flags_override() {
     let log = e.proc.log_text();
     assert!(
         log.contains("threaded mode with 3 processor threads"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("busy-polling"),
+        "busy-poll is off by default: {log}"
+    );
+
+    // ENGINE_BUSY_POLL turns busy-polling on, and the flag turns it off again.
+    let mut cmd = command();
+    cmd.env("ENGINE_BUSY_POLL", "true").args([
+        "--tcp-port",
+        "0",
+        "--udp-port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+    ]);
+    let busy = start_cmd(cmd);
+    assert!(busy.proc.log_text().contains("busy-polling"));
+    let mut c = busy.client();
+    c.send_line("N, 1, IBM, 10, 1, B, 1");
+    assert_eq!(c.recv_lines(2), ["A, IBM, 1, 1", "B, IBM, B, 10, 1"]);
+    let mut cmd = command();
+    cmd.env("ENGINE_BUSY_POLL", "true").args([
+        "--busy-poll=false",
+        "--tcp-port",
+        "0",
+        "--udp-port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+    ]);
+    assert!(!start_cmd(cmd).proc.log_text().contains("busy-polling"));
+    // More spinning threads than cores: the operator is told at startup (no machine running
+    // this suite has 65 cores).
+    let log = start(&["--threaded", "--processors", "64", "--busy-poll"])
+        .proc
+        .log_text();
+    assert!(
+        log.contains("busy-polling with 65 spinning threads on"),
         "{log}"
     );
 

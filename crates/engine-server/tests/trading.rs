@@ -7,9 +7,12 @@ use common::*;
 
 const MODES: [&[&str]; 2] = [&[], &["--threaded"]];
 
+/// The same two modes with the I/O thread busy-polling instead of sleeping.
+const BUSY_MODES: [&[&str]; 2] = [&["--busy-poll"], &["--threaded", "--busy-poll"]];
+
 #[test]
 fn two_tcp_clients_trade_with_each_other() {
-    for mode in MODES {
+    for mode in MODES.into_iter().chain(BUSY_MODES) {
         let e = start(mode);
         let mut a = e.client();
         let mut b = e.client();
@@ -64,7 +67,7 @@ fn binary_tcp_client_is_answered_in_binary() {
 
 #[test]
 fn binary_udp_and_csv_udp_twins() {
-    for mode in MODES {
+    for mode in MODES.into_iter().chain(BUSY_MODES) {
         let e = start(mode);
         let s = udp_client();
         s.send_to(&binary_order(1, "IBM", 10000, 100, b'B', 1), e.udp())
@@ -182,18 +185,24 @@ fn threaded_and_single_threaded_give_identical_output() {
         single.iter().any(|l| l.starts_with("T,")),
         "scenario trades"
     );
-    for procs in ["2", "3"] {
-        let threaded = run_scenario(&["--threaded", "--processors", procs], &lines, 7);
-        if threaded != single {
+    let variants: [&[&str]; 4] = [
+        &["--threaded", "--processors", "2"],
+        &["--threaded", "--processors", "3"],
+        &["--busy-poll"],
+        &["--threaded", "--processors", "2", "--busy-poll"],
+    ];
+    for mode in variants {
+        let other = run_scenario(mode, &lines, 7);
+        if other != single {
             let i = single
                 .iter()
-                .zip(&threaded)
+                .zip(&other)
                 .position(|(a, b)| a != b)
                 .unwrap_or(0);
             panic!(
-                "outputs differ ({procs} processors) at line {i}: single {:?} threaded {:?}",
+                "outputs differ ({mode:?}) at line {i}: single {:?} other {:?}",
                 &single[i..(i + 5).min(single.len())],
-                &threaded[i..(i + 5).min(threaded.len())]
+                &other[i..(i + 5).min(other.len())]
             );
         }
     }

@@ -34,6 +34,7 @@ const ENGINE_VARS: &[&str] = &[
     "ENGINE_QUEUE_CAPACITY",
     "ENGINE_PROCESSOR_SPIN_US",
     "ENGINE_IO_SPIN_US",
+    "ENGINE_BUSY_POLL",
 ];
 
 /// A running matching_engine.
