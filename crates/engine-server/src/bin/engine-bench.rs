@@ -10,7 +10,7 @@
 //! previous one (no self-trade prevention in the engine). Per order the server sends the ack,
 //! every second order a trade, and top-of-book changes.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -52,6 +52,11 @@ struct Args {
     /// server queues for the client, which disconnects consumers that fall too far behind.
     #[arg(long, default_value_t = 16_384)]
     window: u32,
+    /// Busy-poll the socket instead of sleeping in `read` (latency and echo-baseline modes): the
+    /// way a latency-sensitive trading client waits, and on a VM the only way to keep the
+    /// scheduler's wake-up cost out of the measurement. Burns a core while it runs.
+    #[arg(long)]
+    spin: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -83,9 +88,11 @@ fn echo_baseline(args: &Args) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("bind echo listener")?;
     let addr = listener.local_addr().context("echo address")?;
     let wire = args.wire;
+    let spin = args.spin;
     std::thread::spawn(move || -> anyhow::Result<()> {
-        let (mut s, _) = listener.accept().context("accept")?;
+        let (s, _) = listener.accept().context("accept")?;
         s.set_nodelay(true).context("TCP_NODELAY")?;
+        let mut s = Polled::new(s, spin)?;
         // Answer every order frame with a binary-ack-sized frame, as the engine would.
         let mut ack = Vec::new();
         let msg = OutputMsg::Ack {
@@ -196,6 +203,47 @@ impl<R: Read> Responses<R> {
     }
 }
 
+/// A socket that, in spin mode, is non-blocking and retried until it makes progress: reads and
+/// writes never put the thread to sleep.
+struct Polled {
+    sock: TcpStream,
+    spin: bool,
+}
+
+impl Polled {
+    fn new(sock: TcpStream, spin: bool) -> anyhow::Result<Polled> {
+        sock.set_nonblocking(spin).context("set non-blocking")?;
+        Ok(Polled { sock, spin })
+    }
+
+    fn retry<T>(&mut self, mut op: impl FnMut(&mut TcpStream) -> io::Result<T>) -> io::Result<T> {
+        loop {
+            match op(&mut self.sock) {
+                Err(e) if self.spin && e.kind() == io::ErrorKind::WouldBlock => {
+                    std::hint::spin_loop()
+                }
+                r => return r,
+            }
+        }
+    }
+}
+
+impl Read for Polled {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.retry(|s| s.read(buf))
+    }
+}
+
+impl Write for Polled {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.retry(|s| s.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
     let s = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
     s.set_nodelay(true).context("TCP_NODELAY")?;
@@ -204,8 +252,8 @@ fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
 
 fn latency(args: &Args) -> anyhow::Result<()> {
     let stream = connect(args.addr)?;
-    let mut wr = stream.try_clone().context("clone stream")?;
-    let mut responses = Responses::new(stream, args.wire);
+    let mut wr = Polled::new(stream.try_clone().context("clone stream")?, args.spin)?;
+    let mut responses = Responses::new(Polled::new(stream, args.spin)?, args.wire);
     let symbol = Symbol::new(b"LAT").context("symbol")?;
     // A user id per run so repeated runs against one server never collide on order ids.
     let user = std::process::id();
@@ -224,13 +272,14 @@ fn latency(args: &Args) -> anyhow::Result<()> {
         }
     }
     println!(
-        "{}latency {:?} over TCP, {} orders (after {} warm-up), one in flight: p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
+        "{}latency {:?} over TCP{}, {} orders (after {} warm-up), one in flight: p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
         if args.mode == Mode::EchoBaseline {
             "echo-baseline "
         } else {
             ""
         },
         args.wire,
+        if args.spin { ", client busy-polling" } else { "" },
         args.orders,
         args.warmup,
         hist.value_at_quantile(0.50) as f64 / 1000.0,
