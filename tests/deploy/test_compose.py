@@ -23,8 +23,8 @@ needs_compose = pytest.mark.skipif(
 INTERPOLATED = [
     "TAG", "TCP_PORT", "UDP_PORT", "CPU_LIMIT", "MEMORY_LIMIT", "STREAM_PORT", "STREAM_BIND",
     "STREAM_CPU_LIMIT", "STREAM_MEMORY_LIMIT", "STREAM_IO_THREADS", "STREAM_WORKER_THREADS",
-    "STREAM_MAX_CONNECTIONS", "RUST_LOG", "ENGINE_THREADED", "MCAST_GROUP", "MCAST_PORT",
-    "MCAST_TTL", "MCAST_INTERFACE", "COINBASE_API_KEY", "COINBASE_API_SECRET",
+    "STREAM_MAX_CONNECTIONS", "RUST_LOG", "ENGINE_THREADED", "ENGINE_BUSY_POLL", "MCAST_GROUP",
+    "MCAST_PORT", "MCAST_TTL", "MCAST_INTERFACE", "COINBASE_API_KEY", "COINBASE_API_SECRET",
     "COINBASE_PASSPHRASE", "COINBASE_SENDER_COMP_ID", "COINBASE_USE_SANDBOX", "COINBASE_SYMBOLS",
     "COINBASE_EXEC_API_KEY", "COINBASE_EXEC_API_SECRET", "COINBASE_EXEC_PASSPHRASE",
     "COINBASE_EXECUTIONS",
@@ -93,6 +93,7 @@ def test_defaults(tmp_path):
     env = me["environment"]
     assert env["ENGINE_TCP_PORT"] == "1234" and env["ENGINE_UDP_PORT"] == "1235"
     assert env["ENGINE_THREADED"] == "true" and env["ENGINE_MCAST_ENABLED"] == "false"
+    assert env["ENGINE_BUSY_POLL"] == "false"
     limits = me["deploy"]["resources"]["limits"]
     assert float(limits["cpus"]) == 2.0 and limits["memory"] == "1G"
 
@@ -148,11 +149,12 @@ def test_compose_works_without_dotenv(tmp_path):
 @needs_compose
 def test_host_network_variant(tmp_path):
     cfg = compose_config(tmp_path, file="docker-compose.host.yml",
-                         env={"MCAST_GROUP": "239.255.0.9"})
+                         env={"MCAST_GROUP": "239.255.0.9", "ENGINE_BUSY_POLL": "true"})
     me = cfg["services"]["matching-engine"]
     assert me["network_mode"] == "host"
     assert me["environment"]["ENGINE_MCAST_ENABLED"] == "true"
     assert me["environment"]["ENGINE_MCAST_GROUP"] == "239.255.0.9"
+    assert me["environment"]["ENGINE_BUSY_POLL"] == "true"
     assert cfg["services"]["stream-processor"]["network_mode"] == "host"
 
 
