@@ -154,6 +154,46 @@ def test_refuses_a_port_already_in_use(tmp_path):
         assert "listening" not in s.output()
 
 
+def test_refuses_a_metrics_port_already_in_use(tmp_path):
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        s = start_stack(tmp_path, {"STREAM_METRICS_PORT": str(port)})
+        try:
+            assert s.proc.wait(timeout=60) == 1
+        finally:
+            s.kill()
+        out = s.output()
+        assert f"metrics port {port} on 127.0.0.1 is already in use" in out, out
+        assert "STREAM_METRICS_PORT=off" in out, out
+        assert "listening" not in out
+
+
+def test_a_data_dir_that_is_a_file_is_refused_with_its_name(tmp_path):
+    not_a_dir = tmp_path / "data-file"
+    not_a_dir.write_text("not a directory\n")
+    s = start_stack(tmp_path, {"STACK_DATA_DIR": str(not_a_dir)})
+    try:
+        assert s.proc.wait(timeout=60) == 1
+    finally:
+        s.kill()
+    out = s.output()
+    assert f"STACK_DATA_DIR={not_a_dir} exists and is not a directory" in out, out
+    assert not_a_dir.read_text() == "not a directory\n"
+
+
+def test_engine_variables_pass_through_to_the_matching_engine(tmp_path):
+    s = start_stack(tmp_path, {"ENGINE_THREADED": "false", "ENGINE_BUSY_POLL": "true"})
+    try:
+        s.wait_for("press Ctrl-C")
+        out = s.output()
+        assert "single-threaded mode" in out and "busy-polling" in out, out
+        assert s.stop() == 0, s.output()
+    finally:
+        s.kill()
+
+
 def test_stack_script_is_valid_bash():
     subprocess.run(["bash", "-n", str(REPO / "scripts" / "stack")], check=True)
     assert os.access(REPO / "scripts" / "stack", os.X_OK)
