@@ -303,6 +303,13 @@ impl OffsetStore {
             .copied()
     }
 
+    /// Every committed offset as ((group, topic, partition), offset), in no particular order: a
+    /// snapshot for reporting (e.g. lag gauges), including groups with no live member.
+    pub fn all(&self) -> Vec<((String, String, u32), u64)> {
+        let g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        g.map.iter().map(|(k, &v)| (k.clone(), v)).collect()
+    }
+
     /// Forgets every commit for `topic` (when the topic is deleted), durably.
     pub fn remove_topic(&self, topic: &str) -> Result<()> {
         let mut buf = Vec::new();
@@ -326,6 +333,15 @@ mod tests {
             s.commit("h", "t", 0, 1).unwrap();
             s.remove_topic("u").unwrap();
             assert_eq!(s.fetch("g", "t", 0), Some(7));
+            let mut all = s.all();
+            all.sort();
+            assert_eq!(
+                all,
+                [
+                    (("g".to_string(), "t".to_string(), 0), 7),
+                    (("h".to_string(), "t".to_string(), 0), 1)
+                ]
+            );
         }
         // A torn entry at the end is dropped.
         let p = d.path().join("offsets/commits.log");

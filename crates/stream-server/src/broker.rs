@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -98,8 +98,6 @@ pub struct Broker {
     /// Request metrics handles.
     pub metrics: RequestMetrics,
     durability: Durability,
-    /// Offsets committed since start, for the lag gauges.
-    committed: Mutex<HashMap<(String, String, u32), u64>>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -119,7 +117,6 @@ impl Broker {
             topics: RwLock::new(HashMap::new()),
             metrics: RequestMetrics::new(),
             durability,
-            committed: Mutex::new(HashMap::new()),
             shutdown,
         }
     }
@@ -279,10 +276,6 @@ impl Broker {
                 .await?;
                 self.forget_topic(&name);
                 self.groups.topic_deleted(&name);
-                self.committed
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .retain(|(_, t, _), _| *t != name);
                 ok(Response::DeleteTopic(Status::ok()))
             }
             Request::Produce {
@@ -495,10 +488,6 @@ impl Broker {
         let (g, t) = (group.clone(), topic.clone());
         self.blocking(move |b| b.offsets.commit(&g, &t, partition, offset))
             .await?;
-        self.committed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((group, topic, partition), offset);
         Ok(())
     }
 
@@ -694,22 +683,9 @@ impl Broker {
                     .set(log.log_start_offset() as f64);
             }
         }
-        let mut committed: HashMap<(String, String, u32), u64> = self
-            .committed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        // Active groups also report lag from offsets committed before a restart.
-        for g in self.groups.summaries() {
-            let count = self
-                .topic(&g.topic)
-                .map_or(0, |t| t.partitions.len() as u32);
-            for p in 0..count {
-                if let Some(off) = self.offsets.fetch(&g.group, &g.topic, p) {
-                    committed.insert((g.group.clone(), g.topic.clone(), p), off);
-                }
-            }
-        }
+        // Every committed offset, so a group's lag shows (and grows) while none of its members
+        // is connected, and across restarts: that is when lag matters most.
+        let committed = self.offsets.all();
         for ((group, topic, p), off) in committed {
             let Ok(log) = self.store.partition(&topic, p) else {
                 continue;

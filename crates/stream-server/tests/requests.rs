@@ -394,14 +394,21 @@ fn guide_python_snippet_shape_list_topics() {
     assert_eq!(&f.payload[..], &[0, 0, 0, 0, 0, 0]);
 }
 
-#[test]
-fn metrics_endpoint_serves_prometheus_text() {
-    use std::io::{Read, Write};
-    let dir = tempfile::tempdir().unwrap();
+/// Starts a server on `dir` with metrics on a free port: (process, STRP address, metrics address).
+fn start_with_metrics(
+    dir: &std::path::Path,
+) -> (
+    test_support::ServerProcess,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+) {
     let mut cmd = std::process::Command::new(test_support::bin_path("stream-server"));
-    cmd.arg(format!("--data-dir={}", dir.path().display()))
-        .args(["--port=0", "--bind=127.0.0.1", "--metrics-port=0"]);
-    let (mut server, line) = test_support::ServerProcess::spawn(cmd, "listening on");
+    cmd.arg(format!("--data-dir={}", dir.display())).args([
+        "--port=0",
+        "--bind=127.0.0.1",
+        "--metrics-port=0",
+    ]);
+    let (server, line) = test_support::ServerProcess::spawn(cmd, "listening on");
     let addr = test_support::parse_addr(&line).unwrap();
     let mline = server
         .log_text()
@@ -409,12 +416,46 @@ fn metrics_endpoint_serves_prometheus_text() {
         .find(|l| l.contains("metrics on"))
         .map(str::to_string)
         .expect("metrics line before the listening line");
-    let maddr: std::net::SocketAddr = mline
+    let maddr = mline
         .split("http://")
         .nth(1)
         .and_then(|s| s.split('/').next())
         .and_then(|s| s.parse().ok())
         .expect("metrics address");
+    (server, addr, maddr)
+}
+
+/// Scrapes /metrics until the text contains every one of `needles` (gauges refresh once a
+/// second), or gives up after 10 s and returns the last scrape.
+fn scrape_until(maddr: std::net::SocketAddr, needles: &[&str]) -> String {
+    use std::io::{Read, Write};
+    let mut got = String::new();
+    for _ in 0..100 {
+        let mut s = std::net::TcpStream::connect(maddr).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        got.clear();
+        s.read_to_string(&mut got).unwrap();
+        if needles.iter().all(|n| got.contains(n)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    got
+}
+
+/// The lag gauge line of group "lagging".
+fn lag_line(metrics: &str) -> &str {
+    metrics
+        .lines()
+        .find(|l| l.starts_with("strp_consumer_group_lag") && l.contains("lagging"))
+        .unwrap_or_else(|| panic!("no lag line for group lagging:\n{metrics}"))
+}
+
+#[test]
+fn metrics_endpoint_serves_prometheus_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr, maddr) = start_with_metrics(dir.path());
     let mut c = Client::connect(addr);
     c.create_topic("m", 2);
     let (p, _) = c.produce("m", b"k", b"v");
@@ -429,19 +470,10 @@ fn metrics_endpoint_serves_prometheus_text() {
         .error_code(),
         ErrorCode::None
     );
-    let mut got = String::new();
-    // Gauges refresh once a second: poll until they show up (bounded).
-    for _ in 0..100 {
-        let mut s = std::net::TcpStream::connect(maddr).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        got.clear();
-        s.read_to_string(&mut got).unwrap();
-        if got.contains("strp_partition_size_bytes") && got.contains("strp_consumer_group_lag") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let got = scrape_until(
+        maddr,
+        &["strp_partition_size_bytes", "strp_consumer_group_lag"],
+    );
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     for name in [
         "strp_requests_total",
@@ -453,11 +485,26 @@ fn metrics_endpoint_serves_prometheus_text() {
     ] {
         assert!(got.contains(name), "{name} missing:\n{got}");
     }
-    let lag = got
-        .lines()
-        .find(|l| l.starts_with("strp_consumer_group_lag") && l.contains("lagging"))
-        .expect("lag line");
+    let lag = lag_line(&got);
     assert!(lag.trim_end().ends_with(" 1"), "one message behind: {lag}");
+    assert!(server
+        .terminate(std::time::Duration::from_secs(30))
+        .success());
+
+    // After a restart, with no member of the group connected, its lag is still reported, and
+    // follows new messages.
+    let (mut server, addr, maddr) = start_with_metrics(dir.path());
+    let mut c = Client::connect(addr);
+    for _ in 0..3 {
+        // The same key lands on the same partition.
+        assert_eq!(c.produce("m", b"k", b"v3").0, p);
+    }
+    let got = scrape_until(maddr, &["strp_consumer_group_lag{group=\"lagging\""]);
+    let lag = lag_line(&got);
+    assert!(
+        lag.trim_end().ends_with(" 4"),
+        "four messages behind: {lag}"
+    );
     let _ = server.terminate(std::time::Duration::from_secs(30));
 }
 
