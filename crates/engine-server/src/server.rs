@@ -227,7 +227,11 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
             "single-threaded"
         },
         if cfg.threaded {
-            format!(" with {} processor threads", cfg.processors)
+            format!(
+                " with {} processor thread{}",
+                cfg.processors,
+                if cfg.processors == 1 { "" } else { "s" }
+            )
         } else {
             String::new()
         },

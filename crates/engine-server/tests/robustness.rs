@@ -223,6 +223,11 @@ fn environment_configures_and_flags_override() {
         "127.0.0.1",
     ]);
     assert!(!start_cmd(cmd).proc.log_text().contains("busy-polling"));
+    let one = start(&["--threaded", "--processors", "1"]).proc.log_text();
+    assert!(
+        one.contains("threaded mode with 1 processor thread,"),
+        "{one}"
+    );
     // More spinning threads than cores: the operator is told at startup (no machine running
     // this suite has 65 cores).
     let log = start(&["--threaded", "--processors", "64", "--busy-poll"])
