@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use common::*;
 
-const MODES: [&[&str]; 2] = [&[], &["--threaded"]];
-
 #[test]
 fn garbage_is_logged_and_dropped_and_the_client_keeps_being_served() {
     for mode in MODES {
@@ -156,8 +154,7 @@ fn slow_consumer_is_disconnected_and_matching_goes_on() {
 #[test]
 fn sigterm_shuts_down_gracefully() {
     // Busy-polling too: the I/O thread never sleeps in epoll, yet signals must still get through.
-    let busy: [&[&str]; 2] = [&["--busy-poll"], &["--threaded", "--busy-poll"]];
-    for mode in MODES.into_iter().chain(busy) {
+    for mode in MODES.into_iter().chain(BUSY_MODES) {
         let mut e = start(mode);
         let mut c = e.client();
         c.send_line("N, 1, IBM, 10, 1, B, 1");

@@ -5,11 +5,6 @@ mod common;
 
 use common::*;
 
-const MODES: [&[&str]; 2] = [&[], &["--threaded"]];
-
-/// The same two modes with the I/O thread busy-polling instead of sleeping.
-const BUSY_MODES: [&[&str]; 2] = [&["--busy-poll"], &["--threaded", "--busy-poll"]];
-
 #[test]
 fn two_tcp_clients_trade_with_each_other() {
     for mode in MODES.into_iter().chain(BUSY_MODES) {

@@ -37,6 +37,12 @@ const ENGINE_VARS: &[&str] = &[
     "ENGINE_BUSY_POLL",
 ];
 
+/// Single-threaded and threaded mode: the flags most tests run under, each in turn.
+pub const MODES: [&[&str]; 2] = [&[], &["--threaded"]];
+
+/// The same two modes with the I/O thread busy-polling instead of sleeping.
+pub const BUSY_MODES: [&[&str]; 2] = [&["--busy-poll"], &["--threaded", "--busy-poll"]];
+
 /// A running matching_engine.
 pub struct Engine {
     pub proc: ServerProcess,
