@@ -402,14 +402,7 @@ fn start_with_metrics(
     std::net::SocketAddr,
     std::net::SocketAddr,
 ) {
-    let mut cmd = std::process::Command::new(test_support::bin_path("stream-server"));
-    cmd.arg(format!("--data-dir={}", dir.display())).args([
-        "--port=0",
-        "--bind=127.0.0.1",
-        "--metrics-port=0",
-    ]);
-    let (server, line) = test_support::ServerProcess::spawn(cmd, "listening on");
-    let addr = test_support::parse_addr(&line).unwrap();
+    let (server, addr) = start(dir, &["--metrics-port=0"]);
     let mline = server
         .log_text()
         .lines()

@@ -17,9 +17,13 @@ use test_support::{bin_path, parse_addr, ServerProcess};
 pub fn start(dir: &Path, extra: &[&str]) -> (ServerProcess, SocketAddr) {
     let mut cmd = Command::new(bin_path("stream-server"));
     cmd.arg(format!("--data-dir={}", dir.display()))
-        .args(["--port=0", "--bind=127.0.0.1", "--metrics-port=off"])
+        .args(["--port=0", "--bind=127.0.0.1"])
         .args(extra)
         .env("RUST_LOG", "info");
+    // Metrics off unless the caller asks for them (clap refuses the flag twice).
+    if !extra.iter().any(|a| a.starts_with("--metrics-port")) {
+        cmd.arg("--metrics-port=off");
+    }
     let (p, line) = ServerProcess::spawn(cmd, "listening on");
     let addr = parse_addr(&line).expect("address in the listening line");
     (p, addr)
