@@ -195,31 +195,13 @@ fn environment_configures_and_flags_override() {
     );
 
     // ENGINE_BUSY_POLL turns busy-polling on, and the flag turns it off again.
-    let mut cmd = command();
-    cmd.env("ENGINE_BUSY_POLL", "true").args([
-        "--tcp-port",
-        "0",
-        "--udp-port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-    ]);
-    let busy = start_cmd(cmd);
+    let busy = start_with_env(&[("ENGINE_BUSY_POLL", "true")], &[]);
     assert!(busy.proc.log_text().contains("busy-polling"));
     let mut c = busy.client();
     c.send_line("N, 1, IBM, 10, 1, B, 1");
     assert_eq!(c.recv_lines(2), ["A, IBM, 1, 1", "B, IBM, B, 10, 1"]);
-    let mut cmd = command();
-    cmd.env("ENGINE_BUSY_POLL", "true").args([
-        "--busy-poll=false",
-        "--tcp-port",
-        "0",
-        "--udp-port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-    ]);
-    assert!(!start_cmd(cmd).proc.log_text().contains("busy-polling"));
+    let off = start_with_env(&[("ENGINE_BUSY_POLL", "true")], &["--busy-poll=false"]);
+    assert!(!off.proc.log_text().contains("busy-polling"));
     let one = start(&["--threaded", "--processors", "1"]).proc.log_text();
     assert!(
         one.contains("threaded mode with 1 processor thread,"),

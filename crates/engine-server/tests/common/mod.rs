@@ -61,7 +61,13 @@ pub fn command() -> Command {
 
 /// Starts the engine on ports 0 (TCP and UDP) with extra `args`.
 pub fn start(args: &[&str]) -> Engine {
+    start_with_env(&[], args)
+}
+
+/// Starts the engine on ports 0 (TCP and UDP) with `ENGINE_*` variables `env` and extra `args`.
+pub fn start_with_env(env: &[(&str, &str)], args: &[&str]) -> Engine {
     let mut cmd = command();
+    cmd.envs(env.iter().copied());
     cmd.args(["--bind", "127.0.0.1", "--tcp-port", "0", "--udp-port", "0"]);
     cmd.args(args);
     start_cmd(cmd)
