@@ -54,6 +54,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         "storage recovered"
     );
 
+    log_connection_capacity(cfg.max_connections);
+
     // The recorder must exist before the broker registers its metric handles.
     let metrics_handle = match cfg.metrics_port {
         MetricsPort::Off => None,
@@ -164,6 +166,36 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .context("flushing logs on shutdown")?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Descriptors kept free for what a running broker opens besides connections (new segments,
+/// index files, the metrics endpoint's sockets).
+const FD_HEADROOM: u64 = 64;
+
+/// Raises the soft open-files limit to the hard one (so no deployment needs a `ulimit` setting
+/// a host may refuse) and says how many connections that leaves room for; warns when
+/// `--max-connections` promises more.
+fn log_connection_capacity(max_connections: usize) {
+    let limit = match process_limits::raise_open_files() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("cannot read or raise the open-files limit: {e}");
+            return;
+        }
+    };
+    let in_use = process_limits::open_descriptors().unwrap_or(0);
+    let room = limit.connections(in_use + FD_HEADROOM);
+    tracing::info!(
+        "{limit}: room for {room} connections ({in_use} descriptors in use by storage and the runtime)"
+    );
+    if max_connections as u64 > room {
+        tracing::warn!(
+            "--max-connections / STREAM_MAX_CONNECTIONS is {max_connections}, but the open-files \
+             limit leaves room for {room}: connections beyond that fail with 'too many open \
+             files'; raise the hard limit (ulimit -Hn, docker run --ulimit nofile=N:N) or lower \
+             the setting"
+        );
+    }
 }
 
 fn spawn_housekeeping(
