@@ -125,6 +125,17 @@ pub struct ServerConfig {
           default_missing_value = "true", default_value = "false")]
     pub busy_poll: bool,
 
+    /// Messages to and from each client that the log shows in full (in CSV), at most 200
+    /// lines a second in all; the rest are counted in one line a second.
+    #[arg(long, env = "ENGINE_LOG_MESSAGES", default_value_t = 20)]
+    pub log_messages: u32,
+
+    /// Log no orders or results at all (connections, errors and the startup lines still are).
+    #[arg(long, env = "ENGINE_QUIET", value_parser = BoolishValueParser::new(),
+          action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false")]
+    pub quiet: bool,
+
     /// Capacity (messages) of each lock-free queue between the I/O thread and a processor.
     #[arg(long, env = "ENGINE_QUEUE_CAPACITY", default_value_t = 65536)]
     pub queue_capacity: usize,

@@ -13,6 +13,7 @@ use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 
 use crate::mcast::Multicast;
+use crate::msglog::MessageLog;
 use crate::wire::{encode, encode_framed, Proto};
 
 /// Life cycle of a TCP client's output side.
@@ -88,6 +89,8 @@ struct Client {
     proto: Option<Proto>,
     transport: Transport,
     peer: SocketAddr,
+    /// Messages to and from this client shown in the order log so far.
+    logged: u32,
 }
 
 /// Clients and the output side of every transport.
@@ -103,11 +106,13 @@ pub struct Hub {
     queue_limit: usize,
     /// UDP replies that could not be sent (counted, logged sparsely).
     udp_send_errors: u64,
+    msglog: MessageLog,
 }
 
 impl Hub {
-    /// An empty hub; `queue_limit` bounds each TCP client's queued output bytes.
-    pub fn new(queue_limit: usize) -> Hub {
+    /// An empty hub; `queue_limit` bounds each TCP client's queued output bytes, and `msglog`
+    /// decides which messages are logged.
+    pub fn new(queue_limit: usize, msglog: MessageLog) -> Hub {
         Hub {
             clients: FxHashMap::default(),
             udp_peers: FxHashMap::default(),
@@ -119,6 +124,7 @@ impl Hub {
             scratch: Vec::with_capacity(256),
             queue_limit,
             udp_send_errors: 0,
+            msglog,
         }
     }
 
@@ -148,6 +154,7 @@ impl Hub {
                 proto: None,
                 transport: Transport::Tcp(out),
                 peer,
+                logged: 0,
             },
         );
         id
@@ -175,6 +182,7 @@ impl Hub {
                 proto: None,
                 transport: Transport::Udp(peer),
                 peer,
+                logged: 0,
             },
         );
         id
@@ -198,6 +206,18 @@ impl Hub {
             }
             None => false,
         }
+    }
+
+    /// Shows a client's message in the order log (within its budget) or counts it.
+    pub fn log_input(&mut self, id: ClientId, msg: &engine_core::InputMsg) {
+        if let Some(c) = self.clients.get_mut(&id) {
+            self.msglog.input(id, c.peer, &mut c.logged, msg);
+        }
+    }
+
+    /// The order log's once-a-second summary of what it did not show.
+    pub fn log_summary(&mut self) {
+        self.msglog.summary();
     }
 
     /// The peer address of a client (for log lines).
@@ -232,9 +252,10 @@ impl Hub {
 
     /// Sends to one client; unknown (departed) clients are skipped.
     pub fn send_to(&mut self, id: ClientId, msg: &OutputMsg) {
-        let Some(client) = self.clients.get(&id) else {
+        let Some(client) = self.clients.get_mut(&id) else {
             return;
         };
+        self.msglog.output(id, client.peer, &mut client.logged, msg);
         let proto = client.proto.unwrap_or(Proto::Csv);
         match &client.transport {
             Transport::Tcp(out) => {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod hub;
 pub mod listen;
 pub mod mcast;
+pub mod msglog;
 pub mod router;
 pub mod server;
 pub mod wire;

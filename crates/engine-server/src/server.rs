@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use crate::config::ServerConfig;
 use crate::hub::{Hub, OutState, TcpOut};
 use crate::mcast::Multicast;
+use crate::msglog::MessageLog;
 use crate::router::Router;
 use crate::wire::{decode_payload, next_frame, Frame, Proto, FRAME_HEADER, MAX_FRAME};
 
@@ -58,7 +59,14 @@ impl Server {
         }
         self.hub.note_proto(id, Proto::detect(payload));
         let mut errors = Vec::new();
-        decode_payload(payload, |msg| self.submit(id, msg), |e| errors.push(e));
+        decode_payload(
+            payload,
+            |msg| {
+                self.hub.log_input(id, &msg);
+                self.submit(id, msg)
+            },
+            |e| errors.push(e),
+        );
         for e in errors {
             self.parse_errors += 1;
             // The first 100, then every 1000th: a client streaming garbage cannot flood the log.
@@ -161,13 +169,19 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
         Matcher::Single(Engine::new(EngineConfig::default()))
     };
     let server: Shared = Rc::new(RefCell::new(Server {
-        hub: Hub::new(cfg.client_queue_bytes),
+        hub: Hub::new(
+            cfg.client_queue_bytes,
+            MessageLog::new(if cfg.quiet { 0 } else { cfg.log_messages }),
+        ),
         matcher,
         cancel_on_disconnect: cfg.cancel_on_disconnect,
         parse_errors: 0,
         io_spin: std::time::Duration::from_micros(cfg.io_spin_us),
     }));
 
+    if cfg.tcp_enabled {
+        log_connection_capacity();
+    }
     if !cfg.tcp_enabled && !cfg.udp_enabled {
         tracing::warn!("both TCP and UDP are disabled: no client can reach this engine");
     }
@@ -219,6 +233,7 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
     if cfg.threaded {
         tokio::task::spawn_local(drain_loop(wake_io, server.clone()));
     }
+    tokio::task::spawn_local(log_summary_loop(server.clone()));
     tracing::info!(
         "matching_engine ready: {} mode{}, cancel-on-disconnect {}{}",
         if cfg.threaded {
@@ -256,6 +271,21 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
     }
     tracing::info!("matching_engine stopped");
     Ok(())
+}
+
+/// Raises the soft open-files limit to the hard one (so no deployment needs a `ulimit` setting
+/// a host may refuse) and says how many TCP clients that leaves room for.
+fn log_connection_capacity() {
+    match process_limits::raise_open_files() {
+        Ok(limit) => {
+            let in_use = process_limits::open_descriptors().unwrap_or(0);
+            tracing::info!(
+                "{limit}: room for {} TCP connections",
+                limit.connections(in_use + 16)
+            );
+        }
+        Err(e) => tracing::warn!("cannot read or raise the open-files limit: {e}"),
+    }
 }
 
 /// SIGTERM and SIGINT handlers.
@@ -314,6 +344,16 @@ async fn busy_poll_loop(server: Shared) {
     }
 }
 
+/// Once a second, the order log's count of the messages it did not show.
+async fn log_summary_loop(server: Shared) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        server.borrow_mut().hub.log_summary();
+    }
+}
+
 async fn drain_loop(wake: Arc<Notify>, server: Shared) {
     loop {
         wake.notified().await;
@@ -342,7 +382,9 @@ fn start_client(stream: TcpStream, peer: SocketAddr, server: &Shared) {
     }
     let out = Rc::new(TcpOut::new());
     let id = server.borrow_mut().hub.add_tcp(peer, out.clone());
-    tracing::info!("client {id} connected from {peer} (TCP)");
+    // Logged at info once the client sends something (see tcp_reader): a health check's
+    // connect-and-close every few seconds would otherwise fill `docker logs`.
+    tracing::debug!("client {id} connected from {peer} (TCP)");
     let (rd, wr) = stream.into_split();
     tokio::task::spawn_local(tcp_reader(server.clone(), id, peer, rd, out.clone()));
     tokio::task::spawn_local(tcp_writer(id, peer, wr, out));
@@ -359,6 +401,7 @@ async fn tcp_reader(
     // to one maximal frame, so a pipelining client is served with few, large reads.
     let mut read_size = 4096;
     let mut buf = BytesMut::with_capacity(read_size);
+    let mut announced = false;
     let reason: String = 'conn: loop {
         if buf.capacity() - buf.len() < read_size / 2 {
             buf.reserve(read_size);
@@ -386,6 +429,10 @@ async fn tcp_reader(
                 };
             }
             Ok(n) => {
+                if !announced {
+                    announced = true;
+                    tracing::info!("client {id} connected from {peer} (TCP)");
+                }
                 if n == spare {
                     read_size = (read_size * 2).min(FRAME_HEADER + MAX_FRAME);
                 }
@@ -411,7 +458,11 @@ async fn tcp_reader(
         tracing::warn!("client {id} ({peer}) {reason}");
         out.set_state(OutState::Aborted);
     } else {
-        tracing::info!("client {id} ({peer}) {reason}");
+        if announced {
+            tracing::info!("client {id} ({peer}) {reason}");
+        } else {
+            tracing::debug!("client {id} ({peer}) closed without sending anything (a probe)");
+        }
         out.set_state(OutState::Finishing);
     }
     server.borrow_mut().client_gone(id);

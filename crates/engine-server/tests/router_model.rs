@@ -84,7 +84,7 @@ impl Sink for HubSink<'_> {
 
 /// A hub with clients 1..=3, and their output queues.
 fn hub() -> (Hub, Vec<Rc<TcpOut>>) {
-    let mut hub = Hub::new(usize::MAX);
+    let mut hub = Hub::new(usize::MAX, engine_server::msglog::MessageLog::new(0));
     let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let outs: Vec<Rc<TcpOut>> = (0..3).map(|_| Rc::new(TcpOut::new())).collect();
     for (i, o) in outs.iter().enumerate() {
