@@ -40,11 +40,12 @@ COPY crates/engine-server/Cargo.toml crates/engine-server/
 COPY crates/fix/Cargo.toml crates/fix/
 COPY crates/coinbase-bridge/Cargo.toml crates/coinbase-bridge/
 COPY crates/test-support/Cargo.toml crates/test-support/
+COPY crates/process-limits/Cargo.toml crates/process-limits/
 # Stub sources (deploy/docker/stub-sources.sh) stand behind every target the manifests name.
 COPY deploy/docker/stub-sources.sh /usr/local/bin/stub-sources
 RUN set -eu; \
     stub-sources; \
-    cargo build --release --locked --workspace --bins; \
+    cargo build --profile dist --locked --workspace --bins; \
     rm -rf crates
 
 # 2) The real sources. `touch` makes cargo rebuild our crates over the stubs even when the copied
@@ -52,10 +53,10 @@ RUN set -eu; \
 COPY crates crates
 RUN set -eu; \
     find crates -name '*.rs' -exec touch {} +; \
-    cargo build --release --locked --workspace --bins; \
+    cargo build --profile dist --locked --workspace --bins; \
     mkdir -p /out; \
     for bin in stream-server matching_engine coinbase-bridge stream-cli; do \
-        install -m 0755 "target/release/$bin" "/out/$bin"; \
+        install -m 0755 "target/dist/$bin" "/out/$bin"; \
     done
 
 # ---------------------------------------------------------------------------------------------
