@@ -35,6 +35,8 @@ const ENGINE_VARS: &[&str] = &[
     "ENGINE_PROCESSOR_SPIN_US",
     "ENGINE_IO_SPIN_US",
     "ENGINE_BUSY_POLL",
+    "ENGINE_LOG_MESSAGES",
+    "ENGINE_QUIET",
 ];
 
 /// Single-threaded and threaded mode: the flags most tests run under, each in turn.
