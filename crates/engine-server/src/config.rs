@@ -15,6 +15,16 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args};
 
+/// Default multicast market-data group (`--mcast-group`; also `subscribe --group`).
+pub const DEFAULT_MCAST_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 0, 1);
+
+/// Default multicast port (`--mcast-port`; also `subscribe --port`).
+pub const DEFAULT_MCAST_PORT: u16 = 1236;
+
+/// Default multicast interface: the kernel's choice by route (`--mcast-interface`; also
+/// `subscribe --interface`).
+pub const DEFAULT_MCAST_INTERFACE: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
+
 /// Everything the server needs to start.
 #[derive(Args, Debug, Clone)]
 pub struct ServerConfig {
@@ -69,11 +79,11 @@ pub struct ServerConfig {
     pub mcast_enabled: bool,
 
     /// Multicast group.
-    #[arg(long, env = "ENGINE_MCAST_GROUP", default_value_t = Ipv4Addr::new(239, 255, 0, 1))]
+    #[arg(long, env = "ENGINE_MCAST_GROUP", default_value_t = DEFAULT_MCAST_GROUP)]
     pub mcast_group: Ipv4Addr,
 
     /// Multicast destination port.
-    #[arg(long, env = "ENGINE_MCAST_PORT", default_value_t = 1236)]
+    #[arg(long, env = "ENGINE_MCAST_PORT", default_value_t = DEFAULT_MCAST_PORT)]
     pub mcast_port: u16,
 
     /// Multicast TTL (1 = local subnet).
@@ -82,7 +92,7 @@ pub struct ServerConfig {
 
     /// IPv4 address of the interface multicast is sent from (0.0.0.0 = the kernel's choice by
     /// route).
-    #[arg(long, env = "ENGINE_MCAST_INTERFACE", default_value_t = Ipv4Addr::UNSPECIFIED)]
+    #[arg(long, env = "ENGINE_MCAST_INTERFACE", default_value_t = DEFAULT_MCAST_INTERFACE)]
     pub mcast_interface: Ipv4Addr,
 
     /// Loop multicast back to local subscribers on this host.

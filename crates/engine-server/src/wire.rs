@@ -110,6 +110,29 @@ pub fn encode(proto: Proto, msg: &OutputMsg, out: &mut Vec<u8>) {
     }
 }
 
+/// Decodes one output message as [`encode`] wrote it, in either protocol ([`Proto::detect`]):
+/// one binary message, or one CSV line (its trailing `\n` optional). For subscribers and tools;
+/// the error says why the payload is not such a message.
+pub fn decode_output(payload: &[u8]) -> Result<OutputMsg, String> {
+    match Proto::detect(payload) {
+        Proto::Binary => {
+            binary::decode_output(payload).map_err(|e| format!("bad binary message: {e}"))
+        }
+        Proto::Csv => {
+            let line = payload.strip_suffix(b"\n").unwrap_or(payload);
+            if line.contains(&b'\n') {
+                return Err("more than one CSV line".to_string());
+            }
+            csv::decode_output(line).map_err(|e| {
+                format!(
+                    "bad CSV line {:?}: {e}",
+                    String::from_utf8_lossy(&line[..line.len().min(80)])
+                )
+            })
+        }
+    }
+}
+
 /// Appends one output message as a TCP frame (u32 big-endian length, then the message).
 pub fn encode_framed(proto: Proto, msg: &OutputMsg, out: &mut Vec<u8>) {
     let start = out.len();
