@@ -98,6 +98,29 @@ def test_defaults(tmp_path):
     assert float(limits["cpus"]) == 2.0 and limits["memory"] == "1G"
 
 
+def gib(size: str) -> float:
+    units = {"k": 1 / (1 << 20), "m": 1 / 1024, "g": 1.0}
+    size = str(size).lower().rstrip("b")
+    return float(size[:-1]) * units[size[-1]] if size[-1] in units else int(size) / (1 << 30)
+
+
+@needs_compose
+@pytest.mark.parametrize("file", ["docker-compose.yml", "docker-compose.host.yml"])
+def test_defaults_fit_a_small_host(tmp_path, file):
+    """Docker refuses a CPU limit above the host's cores and a nofile ulimit above its hard
+    limit: the defaults must start on a 2-core, 4 GiB machine."""
+    cfg = compose_config(tmp_path, file=file)
+    memory = 0.0
+    for name, svc in cfg["services"].items():
+        assert "ulimits" not in svc, name
+        if "cpus" in svc:
+            assert float(svc["cpus"]) <= 2.0, (name, svc["cpus"])
+            assert float(svc["deploy"]["resources"]["limits"]["cpus"]) <= 2.0, name
+        if "mem_limit" in svc and "profiles" not in svc:
+            memory += gib(svc["mem_limit"])
+    assert memory <= 4.0, memory
+
+
 @needs_compose
 def test_guide_overrides(tmp_path):
     # The guide: TCP_PORT=8000 UDP_PORT=8001 / CPU_LIMIT=4.0 MEMORY_LIMIT=2G / TAG=v0.1.0
