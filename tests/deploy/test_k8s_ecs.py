@@ -173,3 +173,24 @@ def test_ecs_stream_processor_as_in_the_guide():
     assert c["mountPoints"][0]["sourceVolume"] == "stream-data"
     assert c["mountPoints"][0]["containerPath"] == "/data"
     assert "stream-data" in {v["name"] for v in doc["volumes"]}
+
+
+def test_manifests_name_the_images_compose_builds():
+    """Kubernetes and ECS run the images `docker-compose build` makes (and the Docker suite
+    tests), under a registry prefix: same repository names, so a push of the tested images is
+    what they deploy."""
+    import yaml
+
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    built = {svc["image"].split(":")[0] for svc in compose.values()}
+    named = []
+    for f in sorted((REPO / "deploy" / "k8s").glob("*.yaml")):
+        for d in yaml.safe_load_all(f.read_text()):
+            if d and d["kind"] in ("Deployment", "StatefulSet"):
+                named += [c["image"] for c in d["spec"]["template"]["spec"]["containers"]]
+    for f in sorted((REPO / "deploy" / "ecs").glob("*.json")):
+        named += [c["image"] for c in json.loads(f.read_text())["containerDefinitions"]]
+    assert len(named) == 4, named
+    for image in named:
+        repo = image.rsplit("/", 1)[-1].split(":")[0]
+        assert repo in built, (image, built)
