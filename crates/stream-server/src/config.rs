@@ -52,6 +52,12 @@ pub struct Config {
     /// Close connections that send nothing for this long (milliseconds; 0 = never).
     #[arg(long, env = "STREAM_IDLE_TIMEOUT_MS", default_value_t = 600_000)]
     pub idle_timeout_ms: u64,
+    /// A request must arrive whole within this long of its first byte (milliseconds): a
+    /// client that trickles bytes (slowloris) is closed instead of holding a connection slot,
+    /// which every byte would otherwise keep from idling out.
+    #[arg(long, env = "STREAM_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_ms: u64,
     /// Default consumer-group session timeout (milliseconds): a member that sends no
     /// heartbeat for this long is evicted and its partitions reassigned.
     #[arg(long, env = "STREAM_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
@@ -101,6 +107,11 @@ impl Config {
             durability: self.durability,
             ..LogConfig::default()
         }
+    }
+
+    /// Longest a request may take to arrive, from its first byte to its last.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
     }
 
     /// Write timeout (at least 1 ms).

@@ -28,6 +28,8 @@ use crate::metrics::type_index;
 pub struct ConnConfig {
     /// Close after this long without receiving anything.
     pub idle_timeout: Option<Duration>,
+    /// Close when a request has not arrived whole this long after its first byte.
+    pub request_timeout: Duration,
     /// Requests in flight before reading pauses.
     pub max_in_flight: usize,
     /// Longest a write of answers may block on a client that does not read.
@@ -80,10 +82,18 @@ pub async fn serve(
     let budget = Arc::new(Semaphore::new(RESPONSE_BYTES_BUDGET));
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut decoder = FrameDecoder::new();
+    // When the first byte of the request now in `buf` arrived (None while `buf` is empty).
+    let mut request_started: Option<Instant> = None;
     'conn: loop {
         loop {
             let frame = match decoder.decode(&mut buf) {
-                Ok(Some(f)) => f,
+                Ok(Some(f)) => {
+                    // Whatever remains is the start of the next request: its clock starts
+                    // once this loop has handled everything before it, so time this server
+                    // spends on back-pressure never counts against a client.
+                    request_started = None;
+                    f
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(%peer, error = %e, "protocol error; closing connection");
@@ -146,9 +156,18 @@ pub async fn serve(
         if *shutdown.borrow() {
             break;
         }
+        // A partial request in the buffer has a deadline that its later bytes do not reset.
+        let deadline = if buf.is_empty() {
+            request_started = None;
+            None
+        } else {
+            let started = *request_started.get_or_insert_with(Instant::now);
+            Some(started + cfg.request_timeout)
+        };
         let read = rd.read_buf(&mut buf);
         let outcome = tokio::select! {
             r = read_with_timeout(read, cfg.idle_timeout) => r,
+            _ = sleep_until_opt(deadline) => ReadOutcome::RequestTimeout,
             _ = shutdown.changed() => break,
         };
         match outcome {
@@ -156,6 +175,13 @@ pub async fn serve(
             ReadOutcome::Closed => break,
             ReadOutcome::Idle => {
                 tracing::info!(%peer, "closing idle connection");
+                break;
+            }
+            ReadOutcome::RequestTimeout => {
+                broker.metrics.protocol_errors.increment(1);
+                tracing::warn!(%peer, buffered = buf.len(), timeout = ?cfg.request_timeout,
+                    "closing connection: a request did not arrive whole in time (slow sender; \
+                     --request-timeout-ms / STREAM_REQUEST_TIMEOUT_MS)");
                 break;
             }
             ReadOutcome::Failed(e) => {
@@ -182,7 +208,16 @@ enum ReadOutcome {
     Data,
     Closed,
     Idle,
+    RequestTimeout,
     Failed(std::io::Error),
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn read_with_timeout(

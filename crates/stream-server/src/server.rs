@@ -108,6 +108,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let next_id = AtomicU64::new(1);
     let conn_cfg = ConnConfig {
         idle_timeout: cfg.idle_timeout(),
+        request_timeout: cfg.request_timeout(),
         max_in_flight: cfg.max_in_flight,
         write_timeout: cfg.write_timeout(),
     };

@@ -309,3 +309,46 @@ fn client_that_never_reads_its_fetch_answers_does_not_stall_others() {
     drop(greedy.stream.shutdown(std::net::Shutdown::Both));
     let _ = writer.join();
 }
+
+#[test]
+fn slow_senders_cannot_hold_the_connection_slots() {
+    // Slowloris: every byte would reset an idle timer, so only a deadline on the whole request
+    // frees the slots. Idle timeout far away, request deadline 1 s, all slots taken.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(
+        dir.path(),
+        &[
+            "--idle-timeout-ms=600000",
+            "--request-timeout-ms=1000",
+            "--max-connections=3",
+        ],
+    );
+    let started = Instant::now();
+    let tricklers: Vec<_> = (0..3)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            std::thread::spawn(move || {
+                // One header byte at a time, for at most 20 s: the pace of the attack, not a
+                // synchronisation.
+                let frame = frame_with(MAGIC, 1, 12, 0);
+                for b in frame.iter().cycle().take(100) {
+                    if std::io::Write::write_all(&mut s, &[*b]).is_err() {
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                false
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        server.wait_for_line("did not arrive whole in time", Duration::from_secs(30));
+    }
+    assert!(started.elapsed() < Duration::from_secs(20));
+    for t in tricklers {
+        assert!(t.join().unwrap(), "a trickling sender was never closed");
+    }
+    // The slots are free again: a normal client is served.
+    let mut c = Client::connect(addr);
+    assert_eq!(c.call(&Request::ListTopics).error_code(), ErrorCode::None);
+}
