@@ -36,7 +36,7 @@ pub use message::{
     decode_records, encode_record, message_crc, validate_records, Message, MESSAGE_FIXED_LEN,
 };
 pub use murmur3::{murmur3_x86_32, partition_for_key};
-pub use request::{GroupHeartbeat, ProduceRecord, Request, PARTITION_ANY};
+pub use request::{GroupHeartbeat, ProduceRecord, Request, MAX_GROUP_ID_LEN, PARTITION_ANY};
 pub use response::{ApiVersion, FetchResponse, ProducedOffset, Response, Status, TopicInfo};
 pub use types::{Priority, RequestType};
 

@@ -181,7 +181,25 @@ fn check_priority(p: u8, field: &'static str) -> Result<u8, DecodeError> {
     }
 }
 
+/// Longest consumer-group id the server accepts, in bytes. Group ids name durable offset
+/// records and label metrics, so an unbounded one would let a client grow both at will.
+pub const MAX_GROUP_ID_LEN: usize = 255;
+
 impl Request {
+    /// The consumer group a group request names (None for the other requests).
+    pub fn group_id(&self) -> Option<&str> {
+        match self {
+            Request::JoinGroup { group_id, .. }
+            | Request::LeaveGroup { group_id, .. }
+            | Request::CommitOffset { group_id, .. }
+            | Request::FetchOffset { group_id, .. }
+            | Request::JoinGroupV2 { group_id, .. }
+            | Request::GroupCommit { group_id, .. } => Some(group_id),
+            Request::Heartbeat(Some(hb)) => Some(&hb.group_id),
+            _ => None,
+        }
+    }
+
     /// The type of this request.
     pub fn request_type(&self) -> RequestType {
         match self {

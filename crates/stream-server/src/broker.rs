@@ -211,6 +211,19 @@ impl Broker {
             self.groups.touch_connection(conn.id, Instant::now());
         }
         let type_id = req.type_id();
+        if let Some(group) = req.group_id() {
+            if group.len() > stream_proto::MAX_GROUP_ID_LEN {
+                return Pending::Ready(Response::error(
+                    type_id,
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "group id of {} bytes is longer than the {} allowed",
+                        group.len(),
+                        stream_proto::MAX_GROUP_ID_LEN
+                    ),
+                ));
+            }
+        }
         match self.dispatch(req, conn).await {
             Ok(p) => p,
             Err((code, msg)) => Pending::Ready(Response::error(type_id, code, msg)),

@@ -5,6 +5,7 @@
 //! bound address can be logged, like the main listener's.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,6 +14,13 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use stream_proto::RequestType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Metrics connections served at once; more are closed at accept. Prometheus needs one.
+pub const MAX_SCRAPERS: usize = 16;
+
+/// Longest the endpoint spends writing one page to a scraper.
+pub const SCRAPE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Handles to the per-request-type metrics, created once so that the hot path does no
 /// registry lookups.
@@ -102,15 +110,27 @@ pub async fn serve(addr: SocketAddr) -> anyhow::Result<(SocketAddr, PrometheusHa
         .context("installing the Prometheus recorder")?;
     let bound = listener.local_addr().context("metrics local_addr")?;
     let h = handle.clone();
+    let slots = Arc::new(Semaphore::new(MAX_SCRAPERS));
     tokio::spawn(async move {
+        let mut refused = 0u64;
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
+            let Ok((sock, peer)) = listener.accept().await else {
                 // e.g. out of file descriptors: back off instead of spinning.
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                refused += 1;
+                if refused == 1 || refused.is_multiple_of(1000) {
+                    tracing::warn!(%peer, refused,
+                        "metrics: refusing a scraper: {MAX_SCRAPERS} connections are open");
+                }
+                continue; // dropping the socket closes it
+            };
+            let mut sock = sock;
             let h = h.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 // Read the request head (bounded); answer /metrics, 404 otherwise.
                 let mut buf = Vec::with_capacity(1024);
                 let mut chunk = [0u8; 1024];
@@ -142,8 +162,12 @@ pub async fn serve(addr: SocketAddr) -> anyhow::Result<(SocketAddr, PrometheusHa
                     "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
-                let _ = sock.write_all(resp.as_bytes()).await;
-                let _ = sock.shutdown().await;
+                // A scraper that does not read cannot pin the page (or the slot) for long.
+                let _ = tokio::time::timeout(SCRAPE_WRITE_TIMEOUT, async {
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                })
+                .await;
             });
         }
     });

@@ -565,3 +565,79 @@ fn many_connections_are_served_concurrently() {
     let total: usize = (0..4).map(|p| c.fetch_all("many", p, 0).len()).sum();
     assert_eq!(total, 64 * 50);
 }
+
+#[test]
+fn metrics_endpoint_bounds_its_connections() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, _addr, maddr) = start_with_metrics(dir.path());
+    // Scrapers that connect and never send a request hold every slot...
+    let holders: Vec<_> = (0..stream_server::metrics::MAX_SCRAPERS)
+        .map(|_| std::net::TcpStream::connect(maddr).unwrap())
+        .collect();
+    // ...so one more is closed at once, without an answer.
+    let mut extra = std::net::TcpStream::connect(maddr).unwrap();
+    server.wait_for_line("refusing a scraper", std::time::Duration::from_secs(30));
+    let mut got = Vec::new();
+    extra
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let _ = extra.read_to_end(&mut got);
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    // Once they go, scraping works again (as soon as the server has seen them close: until
+    // then a scrape may still be refused, so try again, for at most 30 s).
+    drop(holders);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(maddr).unwrap();
+        let mut page = String::new();
+        let got = s
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .and_then(|()| s.read_to_string(&mut page));
+        if got.is_ok() && page.starts_with("HTTP/1.1 200 OK") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "scraping never worked again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn group_ids_longer_than_the_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = start(dir.path(), &[]);
+    let mut c = Client::connect(addr);
+    c.create_topic("t", 1);
+    let long = "g".repeat(stream_proto::MAX_GROUP_ID_LEN + 1);
+    for req in [
+        Request::JoinGroup {
+            group_id: long.clone(),
+            topic: "t".into(),
+        },
+        Request::CommitOffset {
+            group_id: long.clone(),
+            topic: "t".into(),
+            partition: 0,
+            offset: 1,
+        },
+    ] {
+        let r = c.call(&req);
+        assert_eq!(r.error_code(), ErrorCode::InvalidRequest, "{r:?}");
+        assert!(
+            format!("{r:?}").contains("longer than the 255 allowed"),
+            "{r:?}"
+        );
+    }
+    let ok = "g".repeat(stream_proto::MAX_GROUP_ID_LEN);
+    let r = c.call(&Request::CommitOffset {
+        group_id: ok,
+        topic: "t".into(),
+        partition: 0,
+        offset: 0,
+    });
+    assert_eq!(r.error_code(), ErrorCode::None, "{r:?}");
+}
