@@ -6,7 +6,9 @@
 //!
 //! Layouts (after the magic byte and the type byte), from the spec:
 //! `N` user u32, symbol `[u8; 8]`, price u32, qty u32, side u8, userOrderId u32 (27 bytes);
-//! `C` user u32, symbol `[u8; 8]`, userOrderId u32 (18); `F` nothing (2);
+//! `C` user u32, symbol `[u8; 8]`, userOrderId u32 (18, the guide's Zig engine), or the short
+//! cancel of the C engine (and later Zig versions) user u32, userOrderId u32 (10, no symbol),
+//! told apart by length; `F` nothing (2);
 //! `A`/`X` symbol `[u8; 8]`, user u32, userOrderId u32 (18);
 //! `T` symbol `[u8; 8]`, buyUser, buyOid, sellUser, sellOid, price, qty, all u32 (34);
 //! `B` symbol `[u8; 8]`, side u8, price u32, qty u32, one zero pad byte (20; empty side: 0, 0);
@@ -22,8 +24,11 @@ pub const MAGIC: u8 = 0x4D;
 
 /// Total length of a new order.
 pub const NEW_ORDER_LEN: usize = 27;
-/// Total length of a cancel.
+/// Total length of a cancel that carries a symbol (the guide's Zig engine).
 pub const CANCEL_LEN: usize = 18;
+/// Total length of a cancel without a symbol (the C engine, later Zig versions): magic, `C`,
+/// u32 user, u32 userOrderId.
+pub const CANCEL_SHORT_LEN: usize = 10;
 /// Total length of a flush.
 pub const FLUSH_LEN: usize = 2;
 /// Total length of an ack or a cancel ack.
@@ -78,9 +83,10 @@ impl Reader<'_> {
 }
 
 /// Checks magic and length; returns the type byte and a reader positioned after it.
+/// `expected_len(ty)` gives the message's name and its accepted total lengths.
 fn open<'a>(
     bytes: &'a [u8],
-    expected_len: impl Fn(u8) -> Option<(usize, &'static str)>,
+    expected_len: impl Fn(u8) -> Option<(&'static str, &'static [usize])>,
 ) -> Result<(u8, Reader<'a>), BinaryError> {
     if bytes.len() < 2 {
         return err(format!(
@@ -92,25 +98,60 @@ fn open<'a>(
         return err(format!("bad magic 0x{:02x}, expected 0x4d", bytes[0]));
     }
     let ty = bytes[1];
-    let Some((len, name)) = expected_len(ty) else {
+    let Some((name, lens)) = expected_len(ty) else {
         return err(format!("unknown message type 0x{ty:02x}"));
     };
-    if bytes.len() != len {
+    if !lens.contains(&bytes.len()) {
         return err(format!(
-            "wrong length for {name}: {} bytes, expected {len}",
-            bytes.len()
+            "wrong length for {name}: {} bytes, expected {}",
+            bytes.len(),
+            describe_lens(lens)
         ));
     }
     Ok((ty, Reader { bytes, pos: 2 }))
 }
 
+/// `27`, `10 or 18`.
+fn describe_lens(lens: &[usize]) -> String {
+    let all: Vec<String> = lens.iter().map(|l| l.to_string()).collect();
+    all.join(" or ")
+}
+
+/// The accepted total lengths of a binary input message of type `kind` (`N`, `C`, `F`),
+/// shortest first; `None` for a type that is not an input message. A cancel has two: with a
+/// symbol ([`CANCEL_LEN`]) and without ([`CANCEL_SHORT_LEN`]).
+pub fn input_lens(kind: u8) -> Option<&'static [usize]> {
+    match kind {
+        b'N' => Some(&[NEW_ORDER_LEN]),
+        b'C' => Some(&[CANCEL_SHORT_LEN, CANCEL_LEN]),
+        b'F' => Some(&[FLUSH_LEN]),
+        _ => None,
+    }
+}
+
+/// Length of the binary input message of type `kind` that starts a buffer of which `available`
+/// bytes remain (up to the end of the TCP frame or UDP datagram), or `None` for a type that is
+/// not an input message. A frame or datagram tells the two cancels apart by its length: the
+/// short cancel is recognised when exactly [`CANCEL_SHORT_LEN`] bytes remain (a lone cancel, as
+/// the C engine's clients send, or the last message of a payload); otherwise a cancel is the
+/// [`CANCEL_LEN`] form. The result may exceed `available` (the message is truncated).
+pub fn input_len(kind: u8, available: usize) -> Option<usize> {
+    match kind {
+        b'C' if available == CANCEL_SHORT_LEN => Some(CANCEL_SHORT_LEN),
+        b'C' => Some(CANCEL_LEN),
+        _ => input_lens(kind).map(|l| l[0]),
+    }
+}
+
 /// Decodes exactly one binary input message.
 pub fn decode_input(bytes: &[u8]) -> Result<InputMsg, BinaryError> {
-    let (ty, mut r) = open(bytes, |ty| match ty {
-        b'N' => Some((NEW_ORDER_LEN, "new order")),
-        b'C' => Some((CANCEL_LEN, "cancel")),
-        b'F' => Some((FLUSH_LEN, "flush")),
-        _ => None,
+    let (ty, mut r) = open(bytes, |ty| {
+        let name = match ty {
+            b'N' => "new order",
+            b'C' => "cancel",
+            _ => "flush",
+        };
+        input_lens(ty).map(|lens| (name, lens))
     })?;
     Ok(match ty {
         b'N' => InputMsg::New(NewOrder {
@@ -120,6 +161,11 @@ pub fn decode_input(bytes: &[u8]) -> Result<InputMsg, BinaryError> {
             price: r.u32(),
             qty: r.u32(),
             side: r.side()?,
+            user_order_id: r.u32(),
+        }),
+        b'C' if bytes.len() == CANCEL_SHORT_LEN => InputMsg::Cancel(CancelOrder {
+            user: r.u32(),
+            symbol: None,
             user_order_id: r.u32(),
         }),
         b'C' => {
@@ -218,7 +264,8 @@ pub fn encode_output(msg: &OutputMsg, out: &mut Vec<u8>) {
 }
 
 /// Appends the binary form of an input message. The binary form cannot carry a symbol longer
-/// than 8 bytes: `symbol_too_long` is not encoded (the 8 bytes held are sent).
+/// than 8 bytes: `symbol_too_long` is not encoded (the 8 bytes held are sent). A cancel is
+/// written in the 18-byte form (all-NUL symbol when it has none); see [`encode_short_cancel`].
 pub fn encode_input(msg: &InputMsg, out: &mut Vec<u8>) {
     match msg {
         InputMsg::New(o) => {
@@ -240,14 +287,22 @@ pub fn encode_input(msg: &InputMsg, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends the 10-byte cancel without a symbol (the C engine's form): magic, `C`, u32 user,
+/// u32 userOrderId.
+pub fn encode_short_cancel(user: u32, user_order_id: u32, out: &mut Vec<u8>) {
+    put_header(out, b'C');
+    put_u32(out, user);
+    put_u32(out, user_order_id);
+}
+
 /// Decodes exactly one binary output message.
 pub fn decode_output(bytes: &[u8]) -> Result<OutputMsg, BinaryError> {
     let (ty, mut r) = open(bytes, |ty| match ty {
-        b'A' => Some((ACK_LEN, "ack")),
-        b'X' => Some((ACK_LEN, "cancel ack")),
-        b'T' => Some((TRADE_LEN, "trade")),
-        b'B' => Some((TOP_OF_BOOK_LEN, "top of book")),
-        b'R' => Some((REJECT_LEN, "reject")),
+        b'A' => Some(("ack", &[ACK_LEN])),
+        b'X' => Some(("cancel ack", &[ACK_LEN])),
+        b'T' => Some(("trade", &[TRADE_LEN])),
+        b'B' => Some(("top of book", &[TOP_OF_BOOK_LEN])),
+        b'R' => Some(("reject", &[REJECT_LEN])),
         _ => None,
     })?;
     Ok(match ty {
@@ -344,6 +399,49 @@ mod tests {
     }
 
     #[test]
+    fn both_cancel_forms_decode() {
+        // The C engine's 10-byte cancel: no symbol.
+        let short = [0x4D, b'C', 0, 0, 0, 7, 0, 0, 1, 2];
+        let want = InputMsg::Cancel(CancelOrder {
+            user: 7,
+            symbol: None,
+            user_order_id: 258,
+        });
+        assert_eq!(decode_input(&short), Ok(want));
+        let mut v = Vec::new();
+        encode_short_cancel(7, 258, &mut v);
+        assert_eq!(v, short);
+        assert_eq!(v.len(), CANCEL_SHORT_LEN);
+        // The guide's Zig engine's 18-byte cancel, with and without a symbol.
+        let long: Vec<u8> = [
+            &[0x4D, b'C', 0, 0, 0, 7][..],
+            b"IBM\0\0\0\0\0",
+            &[0, 0, 1, 2],
+        ]
+        .concat();
+        assert_eq!(long.len(), CANCEL_LEN);
+        assert_eq!(
+            decode_input(&long),
+            Ok(InputMsg::Cancel(CancelOrder {
+                user: 7,
+                symbol: Some(Symbol::new(b"IBM").unwrap()),
+                user_order_id: 258,
+            }))
+        );
+        let mut no_symbol = long.clone();
+        no_symbol[6..14].fill(0);
+        assert_eq!(decode_input(&no_symbol), Ok(want));
+        // Splitting: the short form only when exactly 10 bytes remain.
+        assert_eq!(input_len(b'C', 10), Some(CANCEL_SHORT_LEN));
+        assert_eq!(input_len(b'C', 18), Some(CANCEL_LEN));
+        assert_eq!(input_len(b'C', 9), Some(CANCEL_LEN));
+        assert_eq!(input_len(b'C', 40), Some(CANCEL_LEN));
+        assert_eq!(input_len(b'N', 10), Some(NEW_ORDER_LEN));
+        assert_eq!(input_len(b'F', 10), Some(FLUSH_LEN));
+        assert_eq!(input_len(b'Z', 10), None);
+    }
+
+    #[test]
     fn output_lengths_match_the_spec() {
         let s = Symbol::new(b"IBM").unwrap();
         let cases = [
@@ -389,6 +487,10 @@ mod tests {
         assert!(e(b"MZ").contains("unknown message type 0x5a"));
         assert!(e(b"MN\0").contains("wrong length for new order: 3 bytes, expected 27"));
         assert!(e(b"MF\0").contains("wrong length for flush"));
+        assert!(e(b"MC\0\0\0\x01\0\0\0")
+            .contains("wrong length for cancel: 9 bytes, expected 10 or 18"));
+        assert!(e(b"MC\0\0\0\x01\0\0\0\x02\0")
+            .contains("wrong length for cancel: 11 bytes, expected 10 or 18"));
         let mut bad_side = vec![0u8; NEW_ORDER_LEN];
         bad_side[0] = MAGIC;
         bad_side[1] = b'N';

@@ -54,6 +54,9 @@ impl Sink for Vec<OutputMsg> {
     }
 }
 
+/// Default of [`EngineConfig::max_orders_per_user`].
+pub const DEFAULT_MAX_ORDERS_PER_USER: usize = 100_000;
+
 /// Capacity limits; hitting one is a reject, never a panic or an unbounded allocation.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -63,6 +66,10 @@ pub struct EngineConfig {
     pub max_levels_per_book: usize,
     /// Number of books (reject 6 "pool exhausted" for a new symbol beyond).
     pub max_symbols: usize,
+    /// Resting orders per user, across all books (reject 6 "pool exhausted" for an order that
+    /// would rest beyond). An order that is filled completely needs no slot; a fill or a cancel
+    /// frees one.
+    pub max_orders_per_user: usize,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +78,7 @@ impl Default for EngineConfig {
             max_orders_per_book: 1 << 20,
             max_levels_per_book: 1 << 16,
             max_symbols: 4096,
+            max_orders_per_user: DEFAULT_MAX_ORDERS_PER_USER,
         }
     }
 }
@@ -93,12 +101,25 @@ pub struct Engine {
     arena: Arena,
     /// (user << 32 | user order id) to arena slot, for every resting order.
     index: OrderIndex,
+    /// Resting orders per user (users with none have no entry), for `max_orders_per_user`.
+    user_orders: FxHashMap<UserId, u32>,
 }
 
 /// Key of an order in the order index.
 #[inline]
 fn order_key(user: UserId, user_order_id: OrderId) -> u64 {
     (u64::from(user) << 32) | u64::from(user_order_id)
+}
+
+/// One order of `user` stopped resting.
+#[inline]
+fn user_order_gone(user_orders: &mut FxHashMap<UserId, u32>, user: UserId) {
+    if let Some(n) = user_orders.get_mut(&user) {
+        *n -= 1;
+        if *n == 0 {
+            user_orders.remove(&user);
+        }
+    }
 }
 
 /// Hash key of a symbol.
@@ -141,6 +162,7 @@ impl Engine {
             ordered: BTreeMap::new(),
             arena: Arena::default(),
             index: OrderIndex::default(),
+            user_orders: FxHashMap::default(),
         }
     }
 
@@ -207,10 +229,29 @@ impl Engine {
         self.index.len()
     }
 
+    /// Number of orders of `user` resting in all books of this engine.
+    pub fn user_resting_orders(&self, user: UserId) -> usize {
+        self.user_orders.get(&user).map_or(0, |&n| n as usize)
+    }
+
     /// Processes one input message from `origin`, emitting its output lines in spec order.
     pub fn process<S: Sink>(&mut self, origin: ClientId, msg: &InputMsg, sink: &mut S) {
+        self.process_with_elsewhere(origin, msg, 0, sink);
+    }
+
+    /// [`Engine::process`] for a server that spreads the books over several engines (threaded
+    /// mode): `user_orders_elsewhere` is how many orders the new order's user has resting in
+    /// the *other* engines, counted against `max_orders_per_user` with this engine's own. Only
+    /// a new order looks at it; 0 makes this exactly [`Engine::process`].
+    pub fn process_with_elsewhere<S: Sink>(
+        &mut self,
+        origin: ClientId,
+        msg: &InputMsg,
+        user_orders_elsewhere: usize,
+        sink: &mut S,
+    ) {
         match msg {
-            InputMsg::New(order) => self.new_order(origin, order, sink),
+            InputMsg::New(order) => self.new_order(origin, order, user_orders_elsewhere, sink),
             InputMsg::Cancel(cancel) => self.cancel(cancel, sink),
             InputMsg::Flush => self.flush(sink),
         }
@@ -239,6 +280,7 @@ impl Engine {
                         if node.client == client {
                             unlink_in_level(&mut levels[i], &mut self.arena, slot);
                             self.index.remove(order_key(node.user, node.oid));
+                            user_order_gone(&mut self.user_orders, node.user);
                             self.arena.free(slot);
                             book.orders -= 1;
                             let msg = OutputMsg::CancelAck {
@@ -285,8 +327,15 @@ impl Engine {
     }
 
     /// Checks in the documented order (docs/engine.md): symbol (1), order id (10),
-    /// quantity (2), price (3), duplicate (5), symbol pool (6), book capacity (9).
-    fn new_order<S: Sink>(&mut self, origin: ClientId, o: &NewOrder, sink: &mut S) {
+    /// quantity (2), price (3), duplicate (5), symbol pool (6), then for an order that would
+    /// rest the user's cap (6), book capacity (9) and the arena (6).
+    fn new_order<S: Sink>(
+        &mut self,
+        origin: ClientId,
+        o: &NewOrder,
+        user_orders_elsewhere: usize,
+        sink: &mut S,
+    ) {
         let reject = |reason: RejectReason, sink: &mut S| {
             let msg = OutputMsg::Reject {
                 symbol: o.symbol,
@@ -325,9 +374,13 @@ impl Engine {
             let no_level_room = book.sides[s].len() >= self.config.max_levels_per_book
                 && find_level(&book.sides[s], level_key(side, o.price)).is_err();
             let no_slot = self.arena.is_full();
-            if (no_order_room || no_level_room || no_slot) && !book.would_fill(side, o.price, o.qty)
+            let user_resting = self.user_orders.get(&o.user).map_or(0, |&n| n as usize);
+            let user_full = user_resting.saturating_add(user_orders_elsewhere)
+                >= self.config.max_orders_per_user;
+            if (user_full || no_order_room || no_level_room || no_slot)
+                && !book.would_fill(side, o.price, o.qty)
             {
-                let reason = if no_slot {
+                let reason = if user_full || no_slot {
                     RejectReason::PoolExhausted
                 } else {
                     RejectReason::BookFull
@@ -404,6 +457,7 @@ impl Engine {
                     let next = node.next;
                     let filled_key = order_key(node.user, node.oid);
                     self.index.remove(filled_key);
+                    user_order_gone(&mut self.user_orders, node.user);
                     self.arena.free(slot);
                     *orders -= 1;
                     level.head = next;
@@ -436,6 +490,7 @@ impl Engine {
                 book_side: Node::pack(b, side),
             });
             self.index.insert(key, slot);
+            *self.user_orders.entry(o.user).or_insert(0) += 1;
             book.rest(&mut self.arena, slot, side, o.price, remaining);
         }
         emit_top_changes(book, before, sink);
@@ -471,6 +526,7 @@ impl Engine {
         let before = book.tops();
         book.unlink(&mut self.arena, slot);
         self.arena.free(slot);
+        user_order_gone(&mut self.user_orders, c.user);
         sink.emit(
             &OutputMsg::CancelAck {
                 symbol: book.symbol,
@@ -512,6 +568,7 @@ impl Engine {
             book.orders = 0;
             emit_top_changes(book, before, sink);
         }
+        self.user_orders.clear();
     }
 }
 
@@ -628,6 +685,7 @@ mod tests {
             max_orders_per_book: 2,
             max_levels_per_book: 1,
             max_symbols: 1,
+            ..EngineConfig::default()
         };
         let mut e = Engine::new(config);
         let mut out = Vec::new();
@@ -661,6 +719,88 @@ mod tests {
             ]
         );
         assert_eq!(e.top_of_book(sym("IBM"), Side::Buy), Some((10, 3)));
+    }
+
+    fn reject_reasons(out: &[OutputMsg]) -> Vec<(u32, u32, RejectReason)> {
+        out.iter()
+            .filter_map(|m| match *m {
+                OutputMsg::Reject {
+                    user,
+                    user_order_id,
+                    reason,
+                    ..
+                } => Some((user, user_order_id, reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn resting_orders_per_user_are_capped_and_fills_and_cancels_free_slots() {
+        let config = EngineConfig {
+            max_orders_per_user: 2,
+            ..EngineConfig::default()
+        };
+        let mut e = Engine::new(config);
+        let mut out = Vec::new();
+        // Two resting orders of user 1, in two books: the cap is per user, across books.
+        e.process(0, &new(1, "IBM", 10, 5, Side::Buy, 1), &mut out);
+        e.process(0, &new(1, "AAPL", 10, 5, Side::Buy, 2), &mut out);
+        assert_eq!(e.user_resting_orders(1), 2);
+        // A third that would rest: pool exhausted (6); nothing changes.
+        out.clear();
+        e.process(0, &new(1, "MSFT", 10, 5, Side::Buy, 3), &mut out);
+        assert_eq!(reject_reasons(&out), [(1, 3, RejectReason::PoolExhausted)]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(e.top_of_book(sym("MSFT"), Side::Buy), None);
+        // Another user is not affected.
+        e.process(0, &new(2, "IBM", 20, 3, Side::Sell, 1), &mut out);
+        // Orders that need no slot are accepted: a market order, and a limit order filled
+        // completely (together they take user 2's ask of 3).
+        out.clear();
+        e.process(0, &new(1, "IBM", 0, 1, Side::Buy, 4), &mut out);
+        e.process(0, &new(1, "IBM", 20, 2, Side::Buy, 5), &mut out);
+        assert_eq!(reject_reasons(&out), []);
+        assert_eq!(e.user_resting_orders(1), 2);
+        // One that would only partly fill still needs a slot.
+        e.process(0, &new(2, "IBM", 20, 3, Side::Sell, 2), &mut out);
+        out.clear();
+        e.process(0, &new(1, "IBM", 20, 4, Side::Buy, 6), &mut out);
+        assert_eq!(reject_reasons(&out), [(1, 6, RejectReason::PoolExhausted)]);
+        // A cancel frees a slot.
+        e.process(
+            0,
+            &InputMsg::Cancel(CancelOrder {
+                user: 1,
+                symbol: None,
+                user_order_id: 2,
+            }),
+            &mut out,
+        );
+        assert_eq!(e.user_resting_orders(1), 1);
+        out.clear();
+        e.process(0, &new(1, "MSFT", 10, 5, Side::Buy, 3), &mut out);
+        assert_eq!(reject_reasons(&out), []);
+        assert_eq!(e.user_resting_orders(1), 2);
+        // A fill frees a slot: user 2 sells into user 1's IBM bid (10 x 5) completely.
+        e.process(0, &new(2, "IBM", 10, 5, Side::Sell, 3), &mut out);
+        assert_eq!(e.user_resting_orders(1), 1);
+        out.clear();
+        e.process(0, &new(1, "AAPL", 9, 5, Side::Buy, 7), &mut out);
+        assert_eq!(reject_reasons(&out), []);
+        // Orders resting in other engines count too (threaded servers).
+        out.clear();
+        e.process(0, &new(3, "IBM", 5, 1, Side::Buy, 1), &mut out);
+        let msg = new(3, "IBM", 5, 1, Side::Buy, 2);
+        e.process_with_elsewhere(0, &msg, 1, &mut out);
+        assert_eq!(reject_reasons(&out), [(3, 2, RejectReason::PoolExhausted)]);
+        // Disconnect and flush free every slot.
+        e.cancel_client_orders(0, &mut out);
+        assert_eq!(e.user_resting_orders(1), 0);
+        e.process(0, &new(1, "IBM", 5, 1, Side::Buy, 8), &mut out);
+        e.process(0, &InputMsg::Flush, &mut out);
+        assert_eq!(e.user_resting_orders(1), 0);
+        assert_eq!(e.resting_orders(), 0);
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod index;
 pub mod message;
 pub mod replay;
 
-pub use engine::{ClientId, Engine, EngineConfig, Route, Sink};
+pub use engine::{ClientId, Engine, EngineConfig, Route, Sink, DEFAULT_MAX_ORDERS_PER_USER};
 pub use message::{
     CancelOrder, InputMsg, NewOrder, OrderId, OutputMsg, Price, Qty, RejectReason, Side, Symbol,
     UserId,

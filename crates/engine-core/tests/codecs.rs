@@ -135,6 +135,36 @@ proptest! {
     }
 
     #[test]
+    fn binary_short_cancel_round_trips(user in any::<u32>(), user_order_id in any::<u32>()) {
+        // The C engine's 10-byte cancel carries no symbol.
+        let mut bytes = Vec::new();
+        binary::encode_short_cancel(user, user_order_id, &mut bytes);
+        prop_assert_eq!(bytes.len(), binary::CANCEL_SHORT_LEN);
+        let want = InputMsg::Cancel(CancelOrder { user, user_order_id, symbol: None });
+        prop_assert_eq!(binary::decode_input(&bytes), Ok(want));
+        // The 18-byte form without a symbol is the same message.
+        let mut long = Vec::new();
+        binary::encode_input(&want, &mut long);
+        prop_assert_eq!(long.len(), binary::CANCEL_LEN);
+        prop_assert_eq!(binary::decode_input(&long), Ok(want));
+    }
+
+    #[test]
+    fn binary_cancel_of_any_other_length_is_an_error(
+        body in proptest::collection::vec(any::<u8>(), 0..40),
+    ) {
+        let mut bytes = vec![binary::MAGIC, b'C'];
+        bytes.extend_from_slice(&body);
+        let got = binary::decode_input(&bytes);
+        if bytes.len() == binary::CANCEL_SHORT_LEN || bytes.len() == binary::CANCEL_LEN {
+            prop_assert!(matches!(got, Ok(InputMsg::Cancel(_))));
+        } else {
+            let e = got.unwrap_err().0;
+            prop_assert!(e.contains("wrong length for cancel") && e.contains("expected 10 or 18"), "{}", e);
+        }
+    }
+
+    #[test]
     fn binary_output_round_trips(msg in output()) {
         let mut bytes = Vec::new();
         binary::encode_output(&msg, &mut bytes);

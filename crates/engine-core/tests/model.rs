@@ -106,6 +106,15 @@ impl Model {
         })
     }
 
+    /// Orders of `user` resting in any book.
+    fn user_orders(&self, user: UserId) -> usize {
+        self.books
+            .values()
+            .flat_map(|b| b.bids.iter().chain(&b.asks))
+            .filter(|o| o.user == user)
+            .count()
+    }
+
     fn emit_tops(sym: Symbol, book: &ModelBook, before: [Top; 2], out: &mut Out) {
         for (side, was) in [Side::Buy, Side::Sell].into_iter().zip(before) {
             let now = book.top(side);
@@ -158,6 +167,7 @@ impl Model {
             return reject(RejectReason::PoolExhausted, out);
         }
         let config = self.config.clone();
+        let user_full = self.user_orders(o.user) >= config.max_orders_per_user;
         let book = self.books.entry(o.symbol).or_default();
         if o.price != 0 {
             let orders = book.bids.len() + book.asks.len();
@@ -173,8 +183,13 @@ impl Model {
                 .filter(|r| crosses(o.side, o.price, r.price))
                 .map(|r| u64::from(r.qty))
                 .sum();
-            if full && fillable < u64::from(o.qty) {
-                return reject(RejectReason::BookFull, out);
+            if (full || user_full) && fillable < u64::from(o.qty) {
+                let reason = if user_full {
+                    RejectReason::PoolExhausted
+                } else {
+                    RejectReason::BookFull
+                };
+                return reject(reason, out);
             }
         }
         let before = book.tops();
@@ -404,6 +419,15 @@ fn run(config: EngineConfig, ops: &[Op]) -> Result<(), TestCaseError> {
                 );
             }
         }
+        for user in 0..4 {
+            prop_assert_eq!(
+                engine.user_resting_orders(user),
+                model.user_orders(user),
+                "user_resting_orders({}) after step {}",
+                user,
+                i
+            );
+        }
         for (sym, book) in &model.books {
             for side in [Side::Buy, Side::Sell] {
                 prop_assert_eq!(engine.top_of_book(*sym, side), book.top(side));
@@ -427,11 +451,13 @@ proptest! {
         max_orders in 1usize..6,
         max_levels in 1usize..4,
         max_symbols in 1usize..4,
+        max_per_user in 1usize..5,
     ) {
         let config = EngineConfig {
             max_orders_per_book: max_orders,
             max_levels_per_book: max_levels,
             max_symbols,
+            max_orders_per_user: max_per_user,
         };
         run(config, &ops)?;
     }

@@ -25,6 +25,9 @@ pub const DEFAULT_MCAST_PORT: u16 = 1236;
 /// `subscribe --interface`).
 pub const DEFAULT_MCAST_INTERFACE: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
 
+/// Default of `--max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
+
 /// Everything the server needs to start.
 #[derive(Args, Debug, Clone)]
 pub struct ServerConfig {
@@ -146,6 +149,21 @@ pub struct ServerConfig {
           default_missing_value = "true", default_value = "false")]
     pub quiet: bool,
 
+    /// Most TCP connections open at once; a connection beyond it is accepted and closed at
+    /// once (with a rate-limited warning), so the engine never runs out of file descriptors
+    /// because of clients.
+    #[arg(long, env = "ENGINE_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+
+    /// Most orders one user may have resting at once, across all books (and all processors in
+    /// threaded mode); a new order that would rest beyond it is rejected with code 6 (pool
+    /// exhausted). Orders filled at once need no slot; fills and cancels free slots.
+    #[arg(long, env = "ENGINE_MAX_ORDERS_PER_USER",
+          default_value_t = engine_core::DEFAULT_MAX_ORDERS_PER_USER as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_orders_per_user: u64,
+
     /// Capacity (messages) of each lock-free queue between the I/O thread and a processor.
     #[arg(long, env = "ENGINE_QUEUE_CAPACITY", default_value_t = 65536)]
     pub queue_capacity: usize,
@@ -160,6 +178,14 @@ impl ServerConfig {
     /// UDP listen address.
     pub fn udp_addr(&self) -> SocketAddr {
         SocketAddr::new(self.bind, self.udp_port)
+    }
+
+    /// The matching core's limits.
+    pub fn engine_config(&self) -> engine_core::EngineConfig {
+        engine_core::EngineConfig {
+            max_orders_per_user: usize::try_from(self.max_orders_per_user).unwrap_or(usize::MAX),
+            ..engine_core::EngineConfig::default()
+        }
     }
 }
 
@@ -190,5 +216,12 @@ mod tests {
         assert!(t.c.threaded);
         assert_eq!(t.c.tcp_port, 0);
         assert_eq!(t.c.processors, 4);
+        assert_eq!(t.c.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(t.c.max_orders_per_user, 100_000);
+        let t = T::try_parse_from(["x", "--max-connections", "2", "--max-orders-per-user", "5"])
+            .unwrap();
+        assert_eq!(t.c.max_connections, 2);
+        assert_eq!(t.c.engine_config().max_orders_per_user, 5);
+        assert!(T::try_parse_from(["x", "--max-connections", "0"]).is_err());
     }
 }

@@ -19,6 +19,14 @@
 //! from the output it delivers (acks, trade quantities, cancel acks) and of new orders in
 //! flight; an id reused on another processor makes it wait until everything sent is delivered
 //! (the index is then exact) and reject with code 5 itself when the order still rests.
+//!
+//! Resting orders per user (`EngineConfig::max_orders_per_user`) are capped across all
+//! processors, exactly as one engine would: the same index counts each user's resting orders
+//! per processor, plus its new orders in flight. While that upper bound is below the cap, the
+//! order cannot be over it and goes as usual; otherwise the router waits until everything sent
+//! is delivered and tells the processor how many of the user's orders rest on the others
+//! (`Engine::process_with_elsewhere`), so the engine judges the order (rest or fill, reject 6)
+//! on the exact global count.
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
@@ -41,6 +49,13 @@ use crate::hub::Hub;
 enum Job {
     /// Process a message (new order, cancel with symbol, flush).
     Msg { origin: ClientId, msg: InputMsg },
+    /// A new order of a user near its resting-order cap: `elsewhere` of the user's orders
+    /// rest on the other processors.
+    NewCounted {
+        origin: ClientId,
+        msg: InputMsg,
+        elsewhere: usize,
+    },
     /// A cancel without a symbol: process only if this processor owns the order.
     CancelIfOwned { origin: ClientId, msg: InputMsg },
     /// Cancel-on-disconnect for a client.
@@ -99,12 +114,68 @@ pub struct Router {
     gather: Vec<Vec<(OutputMsg, Route)>>,
     gathered: Vec<bool>,
     stop: Arc<AtomicBool>,
-    /// Orders resting on some processor as of the output delivered so far: key -> (processor,
-    /// remaining quantity). Lets the router reject a new order that reuses the id of an order
-    /// resting on *another* processor (duplicate id, code 5), as a single engine would.
-    live: FxHashMap<Key, (usize, u32)>,
+    /// Orders resting on some processor as of the output delivered so far. Lets the router
+    /// reject a new order that reuses the id of an order resting on *another* processor
+    /// (duplicate id, code 5), and count a user's resting orders across processors, as a
+    /// single engine would.
+    live: Live,
     /// New orders sent and not yet fully delivered: key -> (processor, how many).
     inflight: FxHashMap<Key, (usize, u32)>,
+    /// New orders sent and not yet fully delivered, per user.
+    inflight_users: FxHashMap<u32, u32>,
+    /// The engines' cap on resting orders per user.
+    max_orders_per_user: usize,
+}
+
+/// The router's index of resting orders: key -> (processor, remaining quantity), and how many
+/// rest per (user, processor).
+#[derive(Default)]
+struct Live {
+    orders: FxHashMap<Key, (usize, u32)>,
+    per_user: FxHashMap<(u32, usize), u32>,
+}
+
+impl Live {
+    fn get(&self, key: &Key) -> Option<&(usize, u32)> {
+        self.orders.get(key)
+    }
+
+    fn insert(&mut self, key: Key, p: usize, qty: u32) {
+        if let Some((old, _)) = self.orders.insert(key, (p, qty)) {
+            self.user_gone(key.0, old);
+        }
+        *self.per_user.entry((key.0, p)).or_insert(0) += 1;
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some((p, _)) = self.orders.remove(key) {
+            self.user_gone(key.0, p);
+        }
+    }
+
+    /// A trade of `qty` against a resting order.
+    fn fill(&mut self, key: &Key, qty: u32) {
+        if let Some(l) = self.orders.get_mut(key) {
+            l.1 = l.1.saturating_sub(qty);
+            if l.1 == 0 {
+                self.remove(key);
+            }
+        }
+    }
+
+    fn user_gone(&mut self, user: u32, p: usize) {
+        if let Some(n) = self.per_user.get_mut(&(user, p)) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_user.remove(&(user, p));
+            }
+        }
+    }
+
+    /// Orders of `user` resting on processor `p`.
+    fn user_orders(&self, user: u32, p: usize) -> usize {
+        self.per_user.get(&(user, p)).map_or(0, |&n| n as usize)
+    }
 }
 
 /// Notify the I/O thread at least every this many jobs even while more input is queued, so
@@ -116,12 +187,17 @@ impl Router {
     ///
     /// `spin` is how long an idle processor polls its queue before parking: a short spin keeps
     /// the latency of a busy stream low; a long one burns a core the I/O thread may need.
+    ///
+    /// Every processor's engine gets `config`; its `max_orders_per_user` is enforced across all
+    /// processors (see the module documentation).
     pub fn start(
         n: usize,
         queue_capacity: usize,
         spin: Duration,
         wake_io: Arc<Notify>,
+        config: EngineConfig,
     ) -> anyhow::Result<Router> {
+        let max_orders_per_user = config.max_orders_per_user;
         let stop = Arc::new(AtomicBool::new(false));
         let mut procs = Vec::with_capacity(n);
         for i in 0..n {
@@ -130,9 +206,10 @@ impl Router {
             let (out_tx, rx) = RingBuffer::new(queue_capacity * 4);
             let stop = stop.clone();
             let wake = wake_io.clone();
+            let config = config.clone();
             let join = thread::Builder::new()
                 .name(format!("processor-{i}"))
-                .spawn(move || processor(job_rx, out_tx, wake, stop, spin))
+                .spawn(move || processor(config, job_rx, out_tx, wake, stop, spin))
                 .with_context(|| format!("spawn processor thread {i}"))?;
             procs.push(Proc {
                 tx,
@@ -147,8 +224,10 @@ impl Router {
             procs,
             fifo: VecDeque::new(),
             stop,
-            live: FxHashMap::default(),
+            live: Live::default(),
             inflight: FxHashMap::default(),
+            inflight_users: FxHashMap::default(),
+            max_orders_per_user,
         })
     }
 
@@ -193,12 +272,21 @@ impl Router {
                     hub.deliver(origin, &reject, Route::Origin);
                     return;
                 }
-                self.send(p, Job::Msg { origin, msg }, hub);
+                let job = match track_id.then(|| self.user_orders_elsewhere(o.user, p, hub)) {
+                    Some(Some(elsewhere)) => Job::NewCounted {
+                        origin,
+                        msg,
+                        elsewhere,
+                    },
+                    _ => Job::Msg { origin, msg },
+                };
+                self.send(p, job, hub);
                 let new = track_id.then(|| {
                     self.inflight
                         .entry(key)
                         .and_modify(|e| e.1 += 1)
                         .or_insert((p, 1));
+                    *self.inflight_users.entry(key.0).or_insert(0) += 1;
                     NewTrack {
                         key,
                         qty: o.qty,
@@ -279,6 +367,34 @@ impl Router {
         self.live.get(&key).is_some_and(|l| l.0 != p)
     }
 
+    /// For a new order of `user` bound for processor `p`: `None` when the user certainly has
+    /// fewer resting orders than the cap (those delivered as resting plus all its new orders in
+    /// flight, an upper bound); otherwise, after waiting until every job sent is delivered, the
+    /// exact number resting on the other processors. The wait only happens for a user near its
+    /// cap.
+    fn user_orders_elsewhere(&mut self, user: u32, p: usize, hub: &mut Hub) -> Option<usize> {
+        let n = self.procs.len();
+        let upper = (0..n)
+            .map(|q| self.live.user_orders(user, q))
+            .sum::<usize>()
+            + self.inflight_users.get(&user).map_or(0, |&k| k as usize);
+        if upper < self.max_orders_per_user {
+            return None;
+        }
+        while !self.fifo.is_empty() {
+            self.drain(hub);
+            if !self.fifo.is_empty() {
+                thread::yield_now();
+            }
+        }
+        Some(
+            (0..n)
+                .filter(|&q| q != p)
+                .map(|q| self.live.user_orders(user, q))
+                .sum(),
+        )
+    }
+
     /// Cancels every resting order of `client` on every processor.
     pub fn disconnect(&mut self, client: ClientId, hub: &mut Hub) {
         for p in 0..self.procs.len() {
@@ -322,7 +438,13 @@ impl Router {
                         }
                         Ok(Out::End) => {
                             if let Some(n) = &head.new {
-                                finish_new(&mut self.inflight, &mut self.live, p, n);
+                                finish_new(
+                                    &mut self.inflight,
+                                    &mut self.inflight_users,
+                                    &mut self.live,
+                                    p,
+                                    n,
+                                );
                             }
                             self.fifo.pop_front();
                             break;
@@ -408,7 +530,8 @@ impl Drop for Router {
 /// A new order's output is complete: record it as resting when it is.
 fn finish_new(
     inflight: &mut FxHashMap<Key, (usize, u32)>,
-    live: &mut FxHashMap<Key, (usize, u32)>,
+    inflight_users: &mut FxHashMap<u32, u32>,
+    live: &mut Live,
     p: usize,
     n: &NewTrack,
 ) {
@@ -418,14 +541,20 @@ fn finish_new(
             inflight.remove(&n.key);
         }
     }
+    if let Some(u) = inflight_users.get_mut(&n.key.0) {
+        *u -= 1;
+        if *u == 0 {
+            inflight_users.remove(&n.key.0);
+        }
+    }
     if n.acked && !n.market && n.filled < n.qty {
-        live.insert(n.key, (p, n.qty - n.filled));
+        live.insert(n.key, p, n.qty - n.filled);
     }
 }
 
 /// Updates the resting-order index from one delivered output message. `new` is the order being
 /// processed, whose own fills are counted on it until its output is complete.
-fn track(live: &mut FxHashMap<Key, (usize, u32)>, mut new: Option<&mut NewTrack>, m: &OutputMsg) {
+fn track(live: &mut Live, mut new: Option<&mut NewTrack>, m: &OutputMsg) {
     match *m {
         OutputMsg::Ack {
             user,
@@ -453,12 +582,7 @@ fn track(live: &mut FxHashMap<Key, (usize, u32)>, mut new: Option<&mut NewTrack>
                         continue;
                     }
                 }
-                if let Some(l) = live.get_mut(&key) {
-                    l.1 = l.1.saturating_sub(qty);
-                    if l.1 == 0 {
-                        live.remove(&key);
-                    }
-                }
+                live.fill(&key, qty);
             }
         }
         OutputMsg::CancelAck {
@@ -514,13 +638,14 @@ impl Sink for ProcSink<'_> {
 }
 
 fn processor(
+    config: EngineConfig,
     mut rx: Consumer<Job>,
     mut tx: Producer<Out>,
     wake: Arc<Notify>,
     stop: Arc<AtomicBool>,
     spin: Duration,
 ) {
-    let mut engine = Engine::new(EngineConfig::default());
+    let mut engine = Engine::new(config);
     let mut since_notify = 0u32;
     let mut idle_since: Option<Instant> = None;
     loop {
@@ -534,6 +659,11 @@ fn processor(
                 };
                 match job {
                     Job::Msg { origin, msg } => engine.process(origin, &msg, &mut sink),
+                    Job::NewCounted {
+                        origin,
+                        msg,
+                        elsewhere,
+                    } => engine.process_with_elsewhere(origin, &msg, elsewhere, &mut sink),
                     Job::CancelIfOwned { origin, msg } => {
                         if let InputMsg::Cancel(c) = msg {
                             if engine.owns_order(c.user, c.user_order_id) {

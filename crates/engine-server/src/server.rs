@@ -2,14 +2,15 @@
 //! transports, plus either an in-thread engine (single-threaded mode) or the processor threads
 //! of [`crate::router`] (threaded mode).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::{Buf, BytesMut};
-use engine_core::{ClientId, Engine, EngineConfig, InputMsg, OutputMsg, Route, Sink};
+use engine_core::{ClientId, Engine, InputMsg, OutputMsg, Route, Sink};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -164,9 +165,10 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
             cfg.queue_capacity.max(16),
             std::time::Duration::from_micros(cfg.processor_spin_us),
             wake_io.clone(),
+            cfg.engine_config(),
         )?)
     } else {
-        Matcher::Single(Engine::new(EngineConfig::default()))
+        Matcher::Single(Engine::new(cfg.engine_config()))
     };
     let server: Shared = Rc::new(RefCell::new(Server {
         hub: Hub::new(
@@ -180,7 +182,7 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
     }));
 
     if cfg.tcp_enabled {
-        log_connection_capacity();
+        log_connection_capacity(cfg.max_connections);
     }
     if !cfg.tcp_enabled && !cfg.udp_enabled {
         tracing::warn!("both TCP and UDP are disabled: no client can reach this engine");
@@ -195,7 +197,7 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
             "TCP listening on {} (4-byte big-endian length framing)",
             bound.describe
         );
-        tokio::task::spawn_local(accept_loop(listener, server.clone()));
+        tokio::task::spawn_local(accept_loop(listener, server.clone(), cfg.max_connections));
     }
     if cfg.udp_enabled {
         let addr = cfg.udp_addr();
@@ -274,15 +276,23 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
 }
 
 /// Raises the soft open-files limit to the hard one (so no deployment needs a `ulimit` setting
-/// a host may refuse) and says how many TCP clients that leaves room for.
-fn log_connection_capacity() {
+/// a host may refuse) and says how many TCP clients that leaves room for, warning when
+/// `--max-connections` is above it (the accept loop then backs off on EMFILE instead).
+fn log_connection_capacity(max_connections: u64) {
     match process_limits::raise_open_files() {
         Ok(limit) => {
             let in_use = process_limits::open_descriptors().unwrap_or(0);
+            let room = limit.connections(in_use + 16);
             tracing::info!(
-                "{limit}: room for {} TCP connections",
-                limit.connections(in_use + 16)
+                "{limit}: room for {room} TCP connections (--max-connections {max_connections})"
             );
+            if max_connections > room {
+                tracing::warn!(
+                    "--max-connections {max_connections} (ENGINE_MAX_CONNECTIONS) exceeds the \
+                     room for {room} TCP connections the open-files limit leaves: beyond that, \
+                     accepts fail (and are retried with a back-off) until clients leave"
+                );
+            }
         }
         Err(e) => tracing::warn!("cannot read or raise the open-files limit: {e}"),
     }
@@ -361,20 +371,126 @@ async fn drain_loop(wake: Arc<Notify>, server: Shared) {
     }
 }
 
-async fn accept_loop(listener: TcpListener, server: Shared) {
+/// First and longest pause after a failed accept (EMFILE, ENFILE, ENOBUFS...): the failed
+/// connection stays in the listen queue, so retrying at once would spin.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// How often a repeated warning (accept failures, refused connections) is logged at most.
+const WARN_EVERY: Duration = Duration::from_secs(1);
+
+/// Rate limit for a repeated warning: the first occurrence, then at most one line per
+/// [`WARN_EVERY`] with the count of those not logged.
+#[derive(Default)]
+struct Throttle {
+    last: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Throttle {
+    /// `Some(occurrences not logged since the last line)` when this one should be logged.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(t) if now.duration_since(t) < WARN_EVERY => {
+                self.unlogged += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.unlogged))
+            }
+        }
+    }
+
+    /// Starts over: the next occurrence is logged as a first one.
+    fn reset(&mut self) {
+        self.last = None;
+        self.unlogged = 0;
+    }
+}
+
+/// One open TCP connection, counted against `--max-connections` until its reader and writer
+/// are both done (the socket is closed when both halves are dropped).
+struct ConnSlot(Rc<Cell<u64>>);
+
+impl ConnSlot {
+    fn new(open: &Rc<Cell<u64>>) -> ConnSlot {
+        open.set(open.get() + 1);
+        ConnSlot(open.clone())
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+async fn accept_loop(listener: TcpListener, server: Shared, max_connections: u64) {
+    let open = Rc::new(Cell::new(0u64));
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    // Failures in the current run of failures, and the rate limit of their warnings.
+    let mut failures = 0u64;
+    let mut failure_log = Throttle::default();
+    let mut refusal_log = Throttle::default();
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => start_client(stream, peer, &server),
+            Ok((stream, peer)) => {
+                if failures > 0 {
+                    failure_log.reset();
+                    tracing::info!("TCP accept works again after {failures} failed attempts");
+                    failures = 0;
+                }
+                backoff = ACCEPT_BACKOFF_MIN;
+                if open.get() >= max_connections {
+                    // Accepted only to be closed at once: the client sees EOF instead of
+                    // hanging in the listen queue, and the descriptor is free again.
+                    drop(stream);
+                    if let Some(unlogged) = refusal_log.admit(Instant::now()) {
+                        let more = if unlogged > 0 {
+                            format!(" ({unlogged} more refused since the last such line)")
+                        } else {
+                            String::new()
+                        };
+                        tracing::warn!(
+                            "TCP connection from {peer} refused: {max_connections} connections \
+                             open, the limit (--max-connections / ENGINE_MAX_CONNECTIONS){more}"
+                        );
+                    }
+                    continue;
+                }
+                start_client(stream, peer, ConnSlot::new(&open), &server);
+            }
             Err(e) => {
-                // EMFILE and friends: log and keep accepting; the condition usually clears.
-                tracing::warn!("TCP accept failed: {e}");
-                tokio::task::yield_now().await;
+                // EMFILE and friends: the pending connection stays queued and the listener
+                // stays readable, so wait before retrying (doubling, up to a second) and log
+                // the first failure, then a count at most once a second.
+                failures += 1;
+                if let Some(unlogged) = failure_log.admit(Instant::now()) {
+                    if failures == 1 {
+                        tracing::warn!(
+                            "TCP accept failed: {e}; retrying in {} ms, backing off up to {} ms \
+                             (further failures are counted once a second)",
+                            backoff.as_millis(),
+                            ACCEPT_BACKOFF_MAX.as_millis()
+                        );
+                    } else {
+                        tracing::warn!(
+                            "TCP accept still failing: {} more failures since the last report \
+                             ({failures} in a row), last: {e}; retrying in {} ms",
+                            unlogged + 1,
+                            backoff.as_millis()
+                        );
+                    }
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
             }
         }
     }
 }
 
-fn start_client(stream: TcpStream, peer: SocketAddr, server: &Shared) {
+fn start_client(stream: TcpStream, peer: SocketAddr, slot: ConnSlot, server: &Shared) {
     // Latency over throughput for every reply; batching comes from the writer taking the whole
     // queued buffer at once.
     if let Err(e) = stream.set_nodelay(true) {
@@ -386,8 +502,16 @@ fn start_client(stream: TcpStream, peer: SocketAddr, server: &Shared) {
     // connect-and-close every few seconds would otherwise fill `docker logs`.
     tracing::debug!("client {id} connected from {peer} (TCP)");
     let (rd, wr) = stream.into_split();
-    tokio::task::spawn_local(tcp_reader(server.clone(), id, peer, rd, out.clone()));
-    tokio::task::spawn_local(tcp_writer(id, peer, wr, out));
+    let slot = Rc::new(slot);
+    tokio::task::spawn_local(tcp_reader(
+        server.clone(),
+        id,
+        peer,
+        rd,
+        out.clone(),
+        slot.clone(),
+    ));
+    tokio::task::spawn_local(tcp_writer(id, peer, wr, out, slot));
 }
 
 async fn tcp_reader(
@@ -396,6 +520,7 @@ async fn tcp_reader(
     peer: SocketAddr,
     mut rd: OwnedReadHalf,
     out: Rc<TcpOut>,
+    _slot: Rc<ConnSlot>,
 ) {
     // Start small (idle connections are cheap) and grow the read size while reads fill it, up
     // to one maximal frame, so a pipelining client is served with few, large reads.
@@ -492,7 +617,13 @@ fn process_frames(server: &Shared, id: ClientId, buf: &mut BytesMut) -> Result<(
     result
 }
 
-async fn tcp_writer(id: ClientId, peer: SocketAddr, mut wr: OwnedWriteHalf, out: Rc<TcpOut>) {
+async fn tcp_writer(
+    id: ClientId,
+    peer: SocketAddr,
+    mut wr: OwnedWriteHalf,
+    out: Rc<TcpOut>,
+    _slot: Rc<ConnSlot>,
+) {
     let mut batch: Vec<u8> = Vec::with_capacity(4096);
     loop {
         out.wake_writer.notified().await;

@@ -28,23 +28,15 @@ impl Proto {
     }
 }
 
-/// Length of a binary input message from its type byte, `None` for an unknown type.
-fn binary_input_len(kind: u8) -> Option<usize> {
-    match kind {
-        b'N' => Some(27),
-        b'C' => Some(18),
-        b'F' => Some(2),
-        _ => None,
-    }
-}
-
 /// Decodes every input message in one payload (a TCP frame or a UDP datagram).
 ///
 /// CSV payloads may hold several lines (a trailing newline, as `nc` sends, is fine); blank lines
-/// and `#` comments are skipped. Binary payloads may hold several messages back to back. Every
-/// message that cannot be decoded is reported to `on_err` with the reason and skipped; a
-/// binary payload whose framing is lost (bad magic, unknown type, truncated) is abandoned from
-/// that point, since the next message boundary is unknown.
+/// and `#` comments are skipped. Binary payloads may hold several messages back to back; each
+/// one's length comes from [`binary::input_len`], which tells the two cancel forms apart by what
+/// is left of the payload (the 10-byte cancel is the one that ends it, usually the only
+/// message). Every message that cannot be decoded is reported to `on_err` with the reason and
+/// skipped; a binary payload whose framing is lost (bad magic, unknown type, truncated) is
+/// abandoned from that point, since the next message boundary is unknown.
 pub fn decode_payload(
     payload: &[u8],
     mut on_msg: impl FnMut(InputMsg),
@@ -77,15 +69,20 @@ pub fn decode_payload(
                     on_err("truncated binary message (1 byte)".to_string());
                     return;
                 };
-                let Some(len) = binary_input_len(kind) else {
+                let (Some(len), Some(lens)) = (
+                    binary::input_len(kind, rest.len()),
+                    binary::input_lens(kind),
+                ) else {
                     on_err(format!("unknown binary message type 0x{kind:02x}"));
                     return;
                 };
                 if rest.len() < len {
+                    let expected: Vec<String> = lens.iter().map(|l| l.to_string()).collect();
                     on_err(format!(
-                        "truncated binary message: type {:?}, {} of {len} bytes",
+                        "truncated binary message: type {:?}, {} of {} bytes",
                         kind as char,
-                        rest.len()
+                        rest.len(),
+                        expected.join(" or ")
                     ));
                     return;
                 }
@@ -188,6 +185,64 @@ mod tests {
         assert_eq!(Proto::detect(b"N, 1"), Proto::Csv);
         assert_eq!(Proto::detect(&[0x4D, b'F']), Proto::Binary);
         assert_eq!(Proto::detect(b""), Proto::Csv);
+    }
+
+    fn decode_all(payload: &[u8]) -> (Vec<InputMsg>, Vec<String>) {
+        let (mut msgs, mut errs) = (Vec::new(), Vec::new());
+        decode_payload(payload, |m| msgs.push(m), |e| errs.push(e));
+        (msgs, errs)
+    }
+
+    #[test]
+    fn both_cancel_forms_split_by_the_payload_length() {
+        use engine_core::{CancelOrder, NewOrder, Side, Symbol};
+        let short = CancelOrder {
+            user: 1,
+            symbol: None,
+            user_order_id: 9,
+        };
+        let mut c10 = Vec::new();
+        binary::encode_short_cancel(1, 9, &mut c10);
+        assert_eq!(decode_all(&c10), (vec![InputMsg::Cancel(short)], vec![]));
+        let long = CancelOrder {
+            symbol: Some(Symbol::new(b"IBM").unwrap()),
+            ..short
+        };
+        let mut c18 = Vec::new();
+        binary::encode_input(&InputMsg::Cancel(long), &mut c18);
+        assert_eq!(decode_all(&c18), (vec![InputMsg::Cancel(long)], vec![]));
+        // Several messages back to back: a 10-byte cancel at the end, an 18-byte one inside.
+        let order = InputMsg::New(NewOrder {
+            user: 1,
+            symbol: Symbol::new(b"IBM").unwrap(),
+            symbol_too_long: false,
+            price: 10,
+            qty: 5,
+            side: Side::Buy,
+            user_order_id: 9,
+        });
+        let mut several = Vec::new();
+        binary::encode_input(&order, &mut several);
+        several.extend_from_slice(&c18);
+        several.extend_from_slice(&c10);
+        assert_eq!(
+            decode_all(&several),
+            (
+                vec![order, InputMsg::Cancel(long), InputMsg::Cancel(short)],
+                vec![]
+            )
+        );
+        // Truncated: 9 and 11 bytes.
+        for n in [9, 11] {
+            let (msgs, errs) = decode_all(&c18[..n]);
+            assert!(msgs.is_empty());
+            assert_eq!(
+                errs,
+                [format!(
+                    "truncated binary message: type 'C', {n} of 10 or 18 bytes"
+                )]
+            );
+        }
     }
 
     proptest! {

@@ -1,6 +1,7 @@
 //! Property test: for arbitrary message streams from several clients (order-id collisions,
 //! cancels with/without/empty/wrong symbols, flushes, disconnects), the threaded router with
-//! 1, 2 or 3 processors delivers to every client exactly the bytes a single in-thread engine does.
+//! 1, 2 or 3 processors delivers to every client exactly the bytes a single in-thread engine does;
+//! also with a tiny cap on resting orders per user, which the router enforces across processors.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -97,9 +98,9 @@ fn taken(outs: &[Rc<TcpOut>]) -> Vec<Vec<u8>> {
     outs.iter().map(|o| o.buf.borrow().clone()).collect()
 }
 
-fn single(steps: &[Step]) -> Vec<Vec<u8>> {
+fn single(steps: &[Step], config: &EngineConfig) -> Vec<Vec<u8>> {
     let (mut hub, outs) = hub();
-    let mut engine = Engine::new(EngineConfig::default());
+    let mut engine = Engine::new(config.clone());
     for s in steps {
         match s {
             Step::Msg(c, m) => engine.process(
@@ -122,10 +123,16 @@ fn single(steps: &[Step]) -> Vec<Vec<u8>> {
     taken(&outs)
 }
 
-fn threaded(steps: &[Step], n: usize) -> Vec<Vec<u8>> {
+fn threaded(steps: &[Step], n: usize, config: &EngineConfig) -> Vec<Vec<u8>> {
     let (mut hub, outs) = hub();
-    let mut router =
-        Router::start(n, 8, Duration::from_micros(5), Arc::new(Notify::new())).unwrap();
+    let mut router = Router::start(
+        n,
+        8,
+        Duration::from_micros(5),
+        Arc::new(Notify::new()),
+        config.clone(),
+    )
+    .unwrap();
     for s in steps {
         match s {
             Step::Msg(c, m) => router.submit(*c, *m, &mut hub),
@@ -140,21 +147,38 @@ fn threaded(steps: &[Step], n: usize) -> Vec<Vec<u8>> {
     taken(&outs)
 }
 
+fn compare(steps: &[Step], config: &EngineConfig) -> Result<(), TestCaseError> {
+    let want = single(steps, config);
+    for n in [1, 2, 3] {
+        let got = threaded(steps, n, config);
+        for c in 0..3 {
+            prop_assert_eq!(
+                String::from_utf8_lossy(&got[c]),
+                String::from_utf8_lossy(&want[c]),
+                "client {} with {} processors, {:?}",
+                c + 1,
+                n,
+                config
+            );
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn threaded_router_matches_single_engine(steps in prop::collection::vec(step(), 1..300)) {
-        let want = single(&steps);
-        for n in [1, 2, 3] {
-            let got = threaded(&steps, n);
-            for c in 0..3 {
-                prop_assert_eq!(
-                    String::from_utf8_lossy(&got[c]),
-                    String::from_utf8_lossy(&want[c]),
-                    "client {} with {} processors", c + 1, n
-                );
-            }
-        }
+        compare(&steps, &EngineConfig::default())?;
+    }
+
+    #[test]
+    fn threaded_router_matches_single_engine_with_a_per_user_cap(
+        steps in prop::collection::vec(step(), 1..300),
+        cap in 1usize..5,
+    ) {
+        let config = EngineConfig { max_orders_per_user: cap, ..EngineConfig::default() };
+        compare(&steps, &config)?;
     }
 }

@@ -273,3 +273,33 @@ fn udp_and_tcp_clients_trade_and_the_udp_owner_hears_of_it() {
         assert_eq!(&trade[30..34], &4u32.to_be_bytes(), "quantity 4");
     }
 }
+
+#[test]
+fn the_c_engines_10_byte_cancel_is_acked_over_udp_and_tcp() {
+    for mode in MODES {
+        let e = start(mode);
+        // UDP: one cancel per datagram, as the C engine's clients send it.
+        let u = udp_client();
+        u.send_to(&binary_order(1, "IBM", 10000, 100, b'B', 1), e.udp())
+            .unwrap();
+        assert_eq!(udp_recv(&u), binary_ack("IBM", 1, 1));
+        assert_eq!(udp_recv(&u), binary_tob("IBM", b'B', 10000, 100));
+        u.send_to(&binary_short_cancel(1, 1), e.udp()).unwrap();
+        assert_eq!(udp_recv(&u), binary_cancel_ack("IBM", 1, 1), "{mode:?}");
+        assert_eq!(udp_recv(&u), binary_tob("IBM", b'B', 0, 0));
+        // TCP: one cancel per frame.
+        let mut c = e.client();
+        c.send(&binary_order(2, "MSFT", 50, 10, b'S', 7));
+        assert_eq!(c.recv(), binary_ack("MSFT", 2, 7));
+        assert_eq!(c.recv(), binary_tob("MSFT", b'S', 50, 10));
+        c.send(&binary_short_cancel(2, 7));
+        assert_eq!(c.recv(), binary_cancel_ack("MSFT", 2, 7), "{mode:?}");
+        assert_eq!(c.recv(), binary_tob("MSFT", b'S', 0, 0));
+        // A cancel of an order that no longer rests: reject 4, with no symbol.
+        c.send(&binary_short_cancel(2, 7));
+        let mut reject = binary_ack("", 2, 7);
+        reject[1] = b'R';
+        reject.push(4);
+        assert_eq!(c.recv(), reject, "{mode:?}");
+    }
+}

@@ -37,6 +37,8 @@ const ENGINE_VARS: &[&str] = &[
     "ENGINE_BUSY_POLL",
     "ENGINE_LOG_MESSAGES",
     "ENGINE_QUIET",
+    "ENGINE_MAX_CONNECTIONS",
+    "ENGINE_MAX_ORDERS_PER_USER",
 ];
 
 /// Single-threaded and threaded mode: the flags most tests run under, each in turn.
@@ -219,6 +221,22 @@ pub fn binary_ack(symbol: &str, user: u32, oid: u32) -> Vec<u8> {
     b.extend_from_slice(&sym);
     b.extend_from_slice(&user.to_be_bytes());
     b.extend_from_slice(&oid.to_be_bytes());
+    b
+}
+
+/// The 10-byte binary cancel of the C engine (no symbol): magic, `C`, user, userOrderId.
+pub fn binary_short_cancel(user: u32, oid: u32) -> Vec<u8> {
+    let mut b = vec![0x4D, b'C'];
+    b.extend_from_slice(&user.to_be_bytes());
+    b.extend_from_slice(&oid.to_be_bytes());
+    assert_eq!(b.len(), 10);
+    b
+}
+
+/// Binary cancel ack `X` (18 bytes).
+pub fn binary_cancel_ack(symbol: &str, user: u32, oid: u32) -> Vec<u8> {
+    let mut b = binary_ack(symbol, user, oid);
+    b[1] = b'X';
     b
 }
 
