@@ -96,6 +96,21 @@ pub enum LogError {
     /// A configuration value is out of range or does not parse.
     #[error("invalid storage configuration: {0}")]
     InvalidConfig(String),
+    /// Another process holds the data directory's lock (see [`crate::DataDirLock`]).
+    #[error(
+        "data directory {} is in use by another stream-server (pid {}; lock file {})",
+        dir.display(),
+        pid.map_or_else(|| "unknown".to_string(), |p| p.to_string()),
+        lock_file.display()
+    )]
+    DirInUse {
+        /// The data directory.
+        dir: PathBuf,
+        /// The owner's pid as its lock file says (None if unreadable, e.g. not written yet).
+        pid: Option<u32>,
+        /// The lock file.
+        lock_file: PathBuf,
+    },
 }
 
 impl LogError {

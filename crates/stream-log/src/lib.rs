@@ -49,6 +49,7 @@
 //! /// All topics under a data directory: metadata survives restart.
 //! pub struct TopicStore;
 //! impl TopicStore {
+//!     /// Takes the data directory's lock (DataDirLock; DirInUse if another process has it).
 //!     pub fn open(data_dir: &Path, config: LogConfig) -> Result<TopicStore, LogError>;
 //!     pub fn create_topic(&self, name: &str, partitions: u32) -> Result<(), LogError>; // AlreadyExists
 //!     pub fn delete_topic(&self, name: &str) -> Result<(), LogError>;                  // NotFound; removes files
@@ -72,6 +73,7 @@
 mod config;
 mod error;
 mod index;
+mod lock;
 mod offsets;
 mod partition;
 mod record;
@@ -80,6 +82,7 @@ mod topics;
 
 pub use config::{Durability, LogConfig, MAX_SEGMENT_BYTES};
 pub use error::{LogError, Result};
+pub use lock::{DataDirLock, LOCK_FILE};
 pub use offsets::OffsetStore;
 pub use partition::{Appended, PartitionLog, ReadBatch, RecoveryReport};
 pub use record::{

@@ -1,10 +1,11 @@
 //! Topic metadata and the partition logs of every topic under a data directory.
 //!
 //! Layout: `<data_dir>/topics/<name>/topic.meta` (text: `partitions=<n>`) and one directory
-//! per partition, `<data_dir>/topics/<name>/<partition>/`. A topic is created in a dot-named
-//! staging directory and renamed into place, and deleted by renaming it to a dot-named
-//! directory before removing it, so a crash never leaves a half-made topic visible; dot-named
-//! leftovers are removed on open.
+//! per partition, `<data_dir>/topics/<name>/<partition>/`. A topic is created complete (metadata
+//! and every partition's files) in a dot-named staging directory and renamed into place, and
+//! deleted by renaming it to a dot-named directory before removing it, so neither a crash nor a
+//! failed create ever leaves a half-made topic visible; dot-named leftovers are removed on open.
+//! The store holds the data directory's [`DataDirLock`] while it is open.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -12,8 +13,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use crate::config::LogConfig;
+use crate::config::{Durability, LogConfig};
 use crate::error::{IoContext, LogError, Result};
+use crate::lock::DataDirLock;
 use crate::partition::PartitionLog;
 
 const META: &str = "topic.meta";
@@ -60,6 +62,8 @@ pub struct TopicStore {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serialises create/delete (directory renames), never held by appends or reads.
     admin: Mutex<()>,
+    /// Held for the store's life: no other process opens the same data directory meanwhile.
+    _lock: DataDirLock,
 }
 
 impl std::fmt::Debug for TopicStore {
@@ -86,8 +90,13 @@ fn read_meta(dir: &Path) -> Option<u32> {
 
 impl TopicStore {
     /// Opens the store under `data_dir` (created if missing), recovering every partition log.
+    /// First takes the data directory's exclusive lock (`<data_dir>/.lock`, see
+    /// [`DataDirLock`]), held until the store is dropped: `LogError::DirInUse` if another
+    /// process has the directory open.
     pub fn open(data_dir: &Path, config: LogConfig) -> Result<TopicStore> {
         config.validate()?;
+        fs::create_dir_all(data_dir).ctx("create directory", data_dir)?;
+        let lock = DataDirLock::acquire(data_dir)?;
         let dir = data_dir.join("topics");
         fs::create_dir_all(&dir).ctx("create directory", &dir)?;
         let mut topics = BTreeMap::new();
@@ -132,6 +141,7 @@ impl TopicStore {
             config,
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
+            _lock: lock,
         })
     }
 
@@ -140,7 +150,14 @@ impl TopicStore {
         &self.config
     }
 
-    /// Creates a topic with `partitions` partitions (1..=1024). `TopicAlreadyExists` if taken.
+    /// Creates a topic with `partitions` partitions (1..=[`MAX_PARTITIONS`]).
+    /// `TopicAlreadyExists` if taken.
+    ///
+    /// All or nothing: the metadata and every partition's files are made in a staging
+    /// directory, which is renamed into place (the commit point) and only then opened. If
+    /// anything fails, the staging directory, or after the rename the topic directory, is
+    /// removed again, so the error leaves no trace: a retry can succeed and a restart does not
+    /// show the topic.
     pub fn create_topic(&self, name: &str, partitions: u32) -> Result<()> {
         validate_topic_name(name)?;
         if partitions == 0 || partitions > MAX_PARTITIONS {
@@ -156,33 +173,100 @@ impl TopicStore {
         }
         let final_dir = self.dir.join(name);
         let staging = self.dir.join(format!(".creating-{name}"));
-        if staging.exists() {
-            fs::remove_dir_all(&staging).ctx("remove directory", &staging)?;
-        }
-        fs::create_dir(&staging).ctx("create directory", &staging)?;
-        let meta = staging.join(META);
+        if let Err(e) = self
+            .build_staging(&staging, partitions)
+            .and_then(|()| fs::rename(&staging, &final_dir).ctx("rename", &final_dir))
         {
-            let mut f = fs::File::create(&meta).ctx("create", &meta)?;
-            write!(f, "format=1\npartitions={partitions}\n").ctx("write", &meta)?;
-            f.sync_all().ctx("fsync", &meta)?;
+            if staging.exists() {
+                if let Err(e2) = fs::remove_dir_all(&staging) {
+                    // Removed by the next create of this name or the next open.
+                    tracing::warn!(dir = %staging.display(), "removing staging directory: {e2}");
+                }
+            }
+            return Err(e);
         }
-        sync_dir(&staging)?;
-        fs::rename(&staging, &final_dir).ctx("rename", &final_dir)?;
-        sync_dir(&self.dir)?;
-        let mut logs = Vec::with_capacity(partitions as usize);
-        for p in 0..partitions {
-            logs.push(Arc::new(PartitionLog::open(
-                &final_dir.join(p.to_string()),
-                p,
-                self.config.clone(),
-            )?));
-        }
+        let logs =
+            match sync_dir(&self.dir).and_then(|()| self.open_partitions(&final_dir, partitions)) {
+                Ok(logs) => logs,
+                Err(e) => {
+                    // Every log opened so far is dropped (threads joined, files closed) by now.
+                    self.roll_back_create(name, &final_dir);
+                    return Err(e);
+                }
+            };
         self.topics
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name.to_string(), Arc::new(Topic { partitions: logs }));
         tracing::info!(topic = name, partitions, "topic created");
         Ok(())
+    }
+
+    /// Makes a complete topic directory at `staging`: `topic.meta` and every partition's
+    /// directory with its first (empty) segment, all closed again and, like the metadata,
+    /// fsynced (for the fsync policies).
+    fn build_staging(&self, staging: &Path, partitions: u32) -> Result<()> {
+        if staging.exists() {
+            fs::remove_dir_all(staging).ctx("remove directory", staging)?;
+        }
+        fs::create_dir(staging).ctx("create directory", staging)?;
+        let meta = staging.join(META);
+        {
+            let mut f = fs::File::create(&meta).ctx("create", &meta)?;
+            write!(f, "format=1\npartitions={partitions}\n").ctx("write", &meta)?;
+            f.sync_all().ctx("fsync", &meta)?;
+        }
+        // Opened once to lay out its files, never appended to: no syncer thread needed, and
+        // the directory fsync below makes the new files durable for the fsync policies.
+        let layout = LogConfig {
+            durability: Durability::Never,
+            ..self.config.clone()
+        };
+        let sync = self.config.durability != Durability::Never;
+        for p in 0..partitions {
+            let dir = staging.join(p.to_string());
+            drop(PartitionLog::open(&dir, p, layout.clone())?);
+            if sync {
+                sync_dir(&dir)?;
+            }
+        }
+        sync_dir(staging)
+    }
+
+    /// Opens every partition log of a topic; on an error the ones opened so far are dropped.
+    fn open_partitions(&self, dir: &Path, partitions: u32) -> Result<Vec<Arc<PartitionLog>>> {
+        (0..partitions)
+            .map(|p| {
+                PartitionLog::open(&dir.join(p.to_string()), p, self.config.clone()).map(Arc::new)
+            })
+            .collect()
+    }
+
+    /// Undoes a create after the rename: the topic directory becomes a dot-named leftover
+    /// (which `open` removes, should the removal here fail or be cut short by a crash).
+    fn roll_back_create(&self, name: &str, final_dir: &Path) {
+        let doomed = self.doomed_dir(name);
+        if let Err(e) = fs::rename(final_dir, &doomed) {
+            tracing::error!(
+                dir = %final_dir.display(),
+                "cannot roll back a failed topic create ({e}); the topic reappears on restart"
+            );
+            return;
+        }
+        if let Err(e) = sync_dir(&self.dir) {
+            tracing::warn!("rolling back a failed topic create: {e}");
+        }
+        if let Err(e) = fs::remove_dir_all(&doomed) {
+            tracing::warn!(dir = %doomed.display(), "rolling back a failed topic create: {e}");
+        }
+    }
+
+    /// A fresh dot-named directory name for a topic directory about to be removed.
+    fn doomed_dir(&self, name: &str) -> PathBuf {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        self.dir.join(format!(".deleting-{name}-{nanos}"))
     }
 
     /// Deletes a topic and its files. `TopicNotFound` if there is none. Partition logs still
@@ -201,10 +285,7 @@ impl TopicStore {
             p.close();
         }
         let dir = self.dir.join(name);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let doomed = self.dir.join(format!(".deleting-{name}-{nanos}"));
+        let doomed = self.doomed_dir(name);
         fs::rename(&dir, &doomed).ctx("rename", &dir)?;
         sync_dir(&self.dir)?;
         fs::remove_dir_all(&doomed).ctx("remove directory", &doomed)?;

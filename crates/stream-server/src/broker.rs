@@ -18,8 +18,8 @@ use tokio::task::JoinHandle;
 use crate::groups::Coordinator;
 use crate::metrics::RequestMetrics;
 
-/// Most partitions a topic may be created with.
-pub const MAX_PARTITIONS: u32 = 10_000;
+/// Most partitions a topic may be created with: the storage's limit, which owns it.
+pub const MAX_PARTITIONS: u32 = stream_log::MAX_PARTITIONS;
 /// Most record bytes one fetch returns: the response must stay under the 16 MiB frame limit.
 pub const FETCH_MAX_BYTES: u32 = MAX_PAYLOAD - 64 * 1024;
 /// Most messages in one BATCH_PRODUCE: its answer (12 bytes each) must fit a 16 MiB frame.

@@ -4,6 +4,7 @@ use clap::Parser;
 use stream_server::config::Config;
 
 fn main() {
+    ignore_sigxfsz();
     ignore_empty_stream_vars();
     let cfg = Config::parse();
     tracing_subscriber::fmt()
@@ -30,6 +31,17 @@ fn main() {
     if let Err(e) = runtime.block_on(stream_server::server::run(cfg)) {
         tracing::error!("fatal: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// Under a file-size limit (RLIMIT_FSIZE: `ulimit -f`, systemd `LimitFSIZE=`, a container's
+/// limits) a write past the limit raises SIGXFSZ, whose default action kills the process. Ignored,
+/// the write fails with EFBIG instead: the append is cut back and the client gets STORAGE_ERROR
+/// (`File too large`), while the server keeps serving everything else.
+fn ignore_sigxfsz() {
+    // SAFETY: setting a signal's disposition to SIG_IGN at start, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 
