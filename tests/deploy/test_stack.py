@@ -154,6 +154,25 @@ def test_refuses_a_port_already_in_use(tmp_path):
         assert "listening" not in s.output()
 
 
+def test_a_second_stack_on_the_same_data_dir_is_refused(stack, tmp_path):  # noqa: F811
+    """The README's "pick other ports" next to a running stack: other ports, same ./data. The
+    second stream server must refuse the directory (two servers would overwrite each other's
+    logs), so the second stack exits 1 and says why, while the first goes on serving."""
+    second = start_stack(tmp_path)
+    assert second.data_dir == stack.data_dir
+    try:
+        second.wait_for("is in use by another stream-server")
+        assert second.proc.wait(timeout=60) == 1
+    finally:
+        second.kill()
+    c = Strp("127.0.0.1", stack.stream_port)
+    try:
+        assert c.create_topic("still-serving", 1) == 0
+        assert "still-serving" in c.list_topics()
+    finally:
+        c.close()
+
+
 def test_refuses_a_metrics_port_already_in_use(tmp_path):
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
