@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -20,49 +21,14 @@ ENGINE_GUIDE = "matching-engine-docker.md"
 STREAM_READY = "listening on"
 ENGINE_READY = "matching_engine ready"
 
-# The guide's client, pointed at the container's published port on this machine.
-STREAM_CLIENT = '''
-import socket
-import struct
+# The guide's client (the Python client suite keeps its verbatim copy), pointed at the
+# container's published port on this machine.
+sys.path.insert(0, str(REPO / "clients" / "python" / "tests"))
+from test_guide_snippet import EMBEDDED_SNIPPET  # noqa: E402
 
-class StreamClient:
-    MAGIC = 0x53545250  # "STRP"
-    VERSION = 1
-
-    def __init__(self, host='localhost', port=9092):
-        self.host = host
-        self.port = port
-        self.sock = None
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.connect((self.host, self.port))
-
-    def send_request(self, req_type, payload):
-        header = struct.pack('<IIII', self.MAGIC, self.VERSION, req_type, len(payload))
-        self.sock.sendall(header + payload)
-
-        # Read response header
-        resp_header = self.sock.recv(16)
-        _, _, _, length = struct.unpack('<IIII', resp_header)
-
-        # Read response payload
-        return self.sock.recv(length)
-
-    def list_topics(self):
-        return self.send_request(12, b'')  # LIST_TOPICS = 12
-
-    def close(self):
-        if self.sock:
-            self.sock.close()
-
-# Usage
-client = StreamClient('localhost', 9092)
-client.connect()
-topics = client.list_topics()
-print(topics)
-client.close()
-'''
+STREAM_CLIENT = EMBEDDED_SNIPPET.replace("StreamClient('your-server-ip', 9092)",
+                                         "StreamClient('localhost', 9092)")
+assert "'localhost', 9092" in STREAM_CLIENT
 
 
 def stream_cli() -> str:
