@@ -49,33 +49,41 @@ impl MessageLog {
         }
     }
 
-    /// Messages per client shown in full.
-    pub fn per_client(&self) -> u32 {
-        self.per_client
-    }
-
     /// A message from a client; `logged` is that client's count of logged messages so far.
     pub fn input(&mut self, id: ClientId, peer: SocketAddr, logged: &mut u32, msg: &InputMsg) {
-        if *logged >= self.per_client || !self.take_line() {
-            self.unlogged_in += 1;
-            return;
-        }
-        *logged += 1;
-        self.scratch.clear();
-        engine_core::csv::encode_input(msg, &mut self.scratch);
-        self.line(id, peer, Dir::In);
+        self.show(id, peer, logged, Dir::In, |buf| {
+            engine_core::csv::encode_input(msg, buf)
+        });
     }
 
     /// A message to a client; `logged` as for [`MessageLog::input`].
     pub fn output(&mut self, id: ClientId, peer: SocketAddr, logged: &mut u32, msg: &OutputMsg) {
+        self.show(id, peer, logged, Dir::Out, |buf| {
+            engine_core::csv::encode_output(msg, buf)
+        });
+    }
+
+    /// Logs one message (CSV written by `encode`) within the budgets, or counts it.
+    #[inline]
+    fn show(
+        &mut self,
+        id: ClientId,
+        peer: SocketAddr,
+        logged: &mut u32,
+        dir: Dir,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) {
         if *logged >= self.per_client || !self.take_line() {
-            self.unlogged_out += 1;
+            match dir {
+                Dir::In => self.unlogged_in += 1,
+                Dir::Out => self.unlogged_out += 1,
+            }
             return;
         }
         *logged += 1;
         self.scratch.clear();
-        engine_core::csv::encode_output(msg, &mut self.scratch);
-        self.line(id, peer, Dir::Out);
+        encode(&mut self.scratch);
+        self.line(id, peer, dir);
     }
 
     fn line(&self, id: ClientId, peer: SocketAddr, dir: Dir) {
