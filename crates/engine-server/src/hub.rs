@@ -189,9 +189,15 @@ impl Hub {
     }
 
     /// Records the protocol of a client's first message.
-    pub fn note_proto(&mut self, id: ClientId, proto: Proto) {
-        if let Some(c) = self.clients.get_mut(&id) {
-            c.proto.get_or_insert(proto);
+    /// Also tells whether the order log still shows this client's messages, so that the
+    /// messages of a client past its budget are only counted, without a lookup each.
+    pub fn note_proto(&mut self, id: ClientId, proto: Proto) -> bool {
+        match self.clients.get_mut(&id) {
+            Some(c) => {
+                c.proto.get_or_insert(proto);
+                self.msglog.shows(c.logged)
+            }
+            None => false,
         }
     }
 
@@ -213,6 +219,11 @@ impl Hub {
         if let Some(c) = self.clients.get_mut(&id) {
             self.msglog.input(id, c.peer, &mut c.logged, msg);
         }
+    }
+
+    /// Counts a message of a client the order log no longer shows ([`Hub::note_proto`] said).
+    pub fn count_input(&mut self) {
+        self.msglog.count_input();
     }
 
     /// The order log's once-a-second summary of what it did not show.

@@ -49,6 +49,18 @@ impl MessageLog {
         }
     }
 
+    /// Whether a client that has had `logged` messages shown gets more shown.
+    #[inline]
+    pub fn shows(&self, logged: u32) -> bool {
+        logged < self.per_client
+    }
+
+    /// Counts a message from a client whose budget is spent.
+    #[inline]
+    pub fn count_input(&mut self) {
+        self.unlogged_in += 1;
+    }
+
     /// A message from a client; `logged` is that client's count of logged messages so far.
     pub fn input(&mut self, id: ClientId, peer: SocketAddr, logged: &mut u32, msg: &InputMsg) {
         self.show(id, peer, logged, Dir::In, |buf| {

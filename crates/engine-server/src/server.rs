@@ -58,12 +58,16 @@ impl Server {
         if payload.is_empty() {
             return;
         }
-        self.hub.note_proto(id, Proto::detect(payload));
+        let shown = self.hub.note_proto(id, Proto::detect(payload));
         let mut errors = Vec::new();
         decode_payload(
             payload,
             |msg| {
-                self.hub.log_input(id, &msg);
+                if shown {
+                    self.hub.log_input(id, &msg);
+                } else {
+                    self.hub.count_input();
+                }
                 self.submit(id, msg)
             },
             |e| errors.push(e),
