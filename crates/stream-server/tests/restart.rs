@@ -99,7 +99,10 @@ fn sigkill_under_load_loses_no_acknowledged_message() {
                     let v = format!("t{t}-{i}").into_bytes();
                     i += 1;
                     let key = format!("key{}", i % 17);
-                    c.send(&common::produce_req("load", key.as_bytes(), &v));
+                    // The server may be SIGKILLed at any moment: a failed send ends the load.
+                    if !c.try_send(&common::produce_req("load", key.as_bytes(), &v)) {
+                        return;
+                    }
                     in_flight.push_back(v);
                 }
                 let Some(f) = c.recv_frame() else { return };
@@ -130,7 +133,7 @@ fn sigkill_under_load_loses_no_acknowledged_message() {
                         format!("batch-{i}").into_bytes()
                     })
                     .collect();
-                c.send(&Request::BatchProduce {
+                let sent = c.try_send(&Request::BatchProduce {
                     topic: "load".into(),
                     partition: (i % 4) as u32,
                     records: vals
@@ -142,6 +145,9 @@ fn sigkill_under_load_loses_no_acknowledged_message() {
                         })
                         .collect(),
                 });
+                if !sent {
+                    return;
+                }
                 let Some(f) = c.recv_frame() else { return };
                 if let Ok(Response::BatchProduce {
                     error: ErrorCode::None,

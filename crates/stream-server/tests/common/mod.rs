@@ -54,6 +54,11 @@ impl Client {
         self.stream.write_all(&req.to_frame()).expect("send");
     }
 
+    /// Sends `req`; false when the server is gone (a load thread racing a kill ends there).
+    pub fn try_send(&mut self, req: &Request) -> bool {
+        self.stream.write_all(&req.to_frame()).is_ok()
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send raw");
     }
