@@ -129,14 +129,8 @@ fn multicast_inner() {
             .proc
             .log_text()
             .contains(&format!("multicast market data to 239.255.0.1:{port}")));
-        let mut a = e.client();
-        let mut b = e.client();
-        a.send_line("N, 1, IBM, 10, 100, B, 1");
-        a.recv_lines(2);
-        b.send_line("N, 2, IBM, 10, 100, S, 2");
-        b.recv_lines(3);
-        b.send_line("N, 2, IBM, 12, 5, S, 3");
-        b.recv_lines(2);
+        // Kept to the end: a client's disconnect would cancel its order and publish more.
+        let _clients = trade_for_the_feed(&e);
         let got: Vec<(u64, Vec<u8>)> = (0..4).map(|_| recv_seq(&sub)).collect();
         let seqs: Vec<u64> = got.iter().map(|g| g.0).collect();
         assert_eq!(seqs, [1, 2, 3, 4], "consecutive sequence numbers");
@@ -308,14 +302,8 @@ fn subscribe_inner() {
             args.push("--mcast-binary");
         }
         let e = start(&args);
-        let mut a = e.client();
-        let mut b = e.client();
-        a.send_line("N, 1, IBM, 10, 100, B, 1");
-        a.recv_lines(2);
-        b.send_line("N, 2, IBM, 10, 100, S, 2");
-        b.recv_lines(3);
-        b.send_line("N, 2, IBM, 12, 5, S, 3");
-        b.recv_lines(2);
+        // Kept to the end: a client's disconnect would cancel its order and publish more.
+        let _clients = trade_for_the_feed(&e);
         for (name, sub) in [("flags", by_flags), ("env", by_env)] {
             let f = sub.finish();
             let ctx = format!("mode {mode:?}, binary {binary}, subscriber by {name}");
@@ -438,4 +426,18 @@ fn subscribe_inner() {
         ]
     );
     println!("INNER-OK subscribe_inner");
+}
+
+/// Two clients rest a bid, trade it away and rest an ask: four feed datagrams (top of book,
+/// trade, empty bid, new ask), each answer read before the next order. Returns the clients.
+fn trade_for_the_feed(e: &Engine) -> (Client, Client) {
+    let mut a = e.client();
+    let mut b = e.client();
+    a.send_line("N, 1, IBM, 10, 100, B, 1");
+    a.recv_lines(2);
+    b.send_line("N, 2, IBM, 10, 100, S, 2");
+    b.recv_lines(3);
+    b.send_line("N, 2, IBM, 12, 5, S, 3");
+    b.recv_lines(2);
+    (a, b)
 }
