@@ -22,6 +22,7 @@ mod frame;
 mod header;
 mod message;
 mod murmur3;
+pub mod record;
 mod request;
 mod response;
 mod types;
@@ -32,10 +33,9 @@ pub use frame::{Frame, FrameDecoder, FrameError};
 pub use header::{
     begin_frame, finish_frame, Header, HeaderError, HEADER_LEN, MAGIC, MAX_PAYLOAD, VERSION,
 };
-pub use message::{
-    decode_records, encode_record, message_crc, validate_records, Message, MESSAGE_FIXED_LEN,
-};
+pub use message::{decode_all_records, decode_records, encode_record, validate_records, Message};
 pub use murmur3::{murmur3_x86_32, partition_for_key};
+pub use record::{message_crc, MESSAGE_FIXED_LEN};
 pub use request::{GroupHeartbeat, ProduceRecord, Request, MAX_GROUP_ID_LEN, PARTITION_ANY};
 pub use response::{ApiVersion, FetchResponse, ProducedOffset, Response, Status, TopicInfo};
 pub use types::{Priority, RequestType};

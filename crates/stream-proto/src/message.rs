@@ -1,16 +1,14 @@
-//! The stored/fetched message layout: 34 fixed bytes + key + value, with its CRC.
+//! The Message type inside FETCH responses, over the layout owned by [`crate::record`].
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use crate::error::DecodeError;
-use crate::wire::Reader;
+use crate::record::{
+    check_message, check_record, message_crc, put_message, put_record, MessageFields, RecordCheck,
+    MESSAGE_FIXED_LEN, RECORD_PREFIX_LEN,
+};
 
-/// Fixed part of an encoded message (everything but key and value bytes).
-pub const MESSAGE_FIXED_LEN: usize = 34;
-
-/// One message as it appears inside FETCH responses:
-/// `u64 offset, u64 timestamp_ms, u32 partition, u32 crc32, u8 priority, u8 codec,
-/// u32 key_len, key, u32 value_len, value`.
+/// One message as it appears inside FETCH responses (layout: [`crate::record`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// Offset in its partition.
@@ -29,25 +27,6 @@ pub struct Message {
     pub key: Bytes,
     /// Value bytes.
     pub value: Bytes,
-}
-
-/// The spec's CRC: IEEE CRC-32 over offset (8 LE), timestamp_ms (8 LE), priority, codec, key,
-/// value, in that order.
-pub fn message_crc(
-    offset: u64,
-    timestamp_ms: u64,
-    priority: u8,
-    codec: u8,
-    key: &[u8],
-    value: &[u8],
-) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(&offset.to_le_bytes());
-    h.update(&timestamp_ms.to_le_bytes());
-    h.update(&[priority, codec]);
-    h.update(key);
-    h.update(value);
-    h.finalize()
 }
 
 impl Message {
@@ -74,17 +53,22 @@ impl Message {
         }
     }
 
+    fn fields(&self) -> MessageFields<'_> {
+        MessageFields {
+            offset: self.offset,
+            timestamp_ms: self.timestamp_ms,
+            partition: self.partition,
+            crc32: self.crc32,
+            priority: self.priority,
+            codec: self.codec,
+            key: &self.key,
+            value: &self.value,
+        }
+    }
+
     /// True when the stored CRC matches the contents.
     pub fn verify(&self) -> bool {
-        self.crc32
-            == message_crc(
-                self.offset,
-                self.timestamp_ms,
-                self.priority,
-                self.codec,
-                &self.key,
-                &self.value,
-            )
+        self.fields().crc_ok()
     }
 
     /// Encoded size in bytes.
@@ -95,76 +79,122 @@ impl Message {
     /// Appends the encoded message (without the `u32 len` prefix used in FETCH).
     pub fn encode(&self, buf: &mut BytesMut) {
         buf.reserve(self.encoded_len());
-        buf.put_u64_le(self.offset);
-        buf.put_u64_le(self.timestamp_ms);
-        buf.put_u32_le(self.partition);
-        buf.put_u32_le(self.crc32);
-        buf.put_u8(self.priority);
-        buf.put_u8(self.codec);
-        buf.put_u32_le(self.key.len() as u32);
-        buf.put_slice(&self.key);
-        buf.put_u32_le(self.value.len() as u32);
-        buf.put_slice(&self.value);
+        put_message(buf, &self.fields());
+    }
+
+    /// The message whose fields are these, with key and value as zero-copy slices of
+    /// `owner`, the buffer `fields` borrows from.
+    fn from_fields(owner: &Bytes, fields: &MessageFields<'_>) -> Message {
+        let slice = |part: &[u8]| owner.slice_ref(part);
+        Message {
+            offset: fields.offset,
+            timestamp_ms: fields.timestamp_ms,
+            partition: fields.partition,
+            crc32: fields.crc32,
+            priority: fields.priority,
+            codec: fields.codec,
+            key: slice(fields.key),
+            value: slice(fields.value),
+        }
     }
 
     /// Decodes exactly one message occupying all of `buf` (key/value are zero-copy slices).
     /// Does not check the CRC: call [`Message::verify`].
     pub fn decode(buf: Bytes) -> Result<Message, DecodeError> {
-        let mut r = Reader::new(buf);
-        let m = Message::read(&mut r)?;
-        r.finish()?;
-        Ok(m)
+        let fields = check_message(&buf).map_err(|why| DecodeError::Invalid {
+            field: "message",
+            reason: why.into(),
+        })?;
+        Ok(Message::from_fields(&buf, &fields))
     }
 
-    pub(crate) fn read(r: &mut Reader) -> Result<Message, DecodeError> {
-        Ok(Message {
-            offset: r.u64("message offset")?,
-            timestamp_ms: r.u64("message timestamp_ms")?,
-            partition: r.u32("message partition")?,
-            crc32: r.u32("message crc32")?,
-            priority: r.u8("message priority")?,
-            codec: r.u8("message codec")?,
-            key: r.bytes("message key")?,
-            value: r.bytes("message value")?,
-        })
+    /// The message whose record starts `b` (its key and value zero-copy slices of `b`) and
+    /// the record's length, or why it is not one.
+    fn from_record(b: &Bytes) -> Result<(Message, usize), DecodeError> {
+        match check_record(b) {
+            RecordCheck::Ok { len, fields } => Ok((Message::from_fields(b, &fields), len)),
+            RecordCheck::Incomplete { need } => Err(DecodeError::Truncated {
+                field: "record",
+                needed: need,
+                remaining: b.len(),
+            }),
+            RecordCheck::Bad(why) => Err(DecodeError::Invalid {
+                field: "record",
+                reason: why.into(),
+            }),
+        }
     }
 }
 
 /// Appends `message` in FETCH record form: `u32 len, Message`.
 pub fn encode_record(buf: &mut BytesMut, message: &Message) {
-    buf.put_u32_le(message.encoded_len() as u32);
-    message.encode(buf);
+    buf.reserve(RECORD_PREFIX_LEN + message.encoded_len());
+    put_record(buf, &message.fields());
 }
 
 /// Walks `count` FETCH records (`u32 len, Message`) in `records`, checking that each length
 /// matches its message and that nothing is left over. Returns the messages.
 pub fn decode_records(records: &Bytes, count: u32) -> Result<Vec<Message>, DecodeError> {
-    let mut r = Reader::new(records.clone());
     // Each record is at least 4 + 34 bytes: bound the allocation by what is really there.
-    let cap = (count as usize).min(records.len() / (4 + MESSAGE_FIXED_LEN));
+    let cap = (count as usize).min(records.len() / (RECORD_PREFIX_LEN + MESSAGE_FIXED_LEN));
     let mut out = Vec::with_capacity(cap);
+    let mut rest = records.clone();
     for _ in 0..count {
-        let len = r.u32("record length")? as usize;
-        let body = r.raw(len, "record")?;
-        out.push(Message::decode(body)?);
+        let (m, len) = Message::from_record(&rest)?;
+        out.push(m);
+        rest = rest.slice(len..);
     }
-    r.finish()?;
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes { count: rest.len() });
+    }
     Ok(out)
 }
 
 /// Checks the framing of `count` FETCH records without building messages: each `u32 len`
 /// must cover exactly one well-formed message and nothing may be left over.
 pub fn validate_records(records: &Bytes, count: u32) -> Result<(), DecodeError> {
-    let mut r = Reader::new(records.clone());
+    let mut rest: &[u8] = records;
     for _ in 0..count {
-        let len = r.u32("record length")? as usize;
-        let mut body = Reader::new(r.raw(len, "record")?);
-        body.raw(MESSAGE_FIXED_LEN - 8, "message fixed fields")?;
-        body.bytes("message key")?;
-        body.bytes("message value")?;
-        body.finish()?;
+        match check_record(rest) {
+            RecordCheck::Ok { len, .. } => rest = &rest[len..],
+            RecordCheck::Incomplete { need } => {
+                return Err(DecodeError::Truncated {
+                    field: "record",
+                    needed: need,
+                    remaining: rest.len(),
+                })
+            }
+            RecordCheck::Bad(why) => {
+                return Err(DecodeError::Invalid {
+                    field: "record",
+                    reason: why.into(),
+                })
+            }
+        }
     }
-    r.finish()
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes { count: rest.len() });
+    }
+    Ok(())
+}
+
+/// Decodes every record in `records` (no count given: until the bytes end), verifying each
+/// CRC. For tools and tests that read a log's bytes directly.
+pub fn decode_all_records(records: &Bytes) -> Result<Vec<Message>, DecodeError> {
+    let mut out = Vec::new();
+    let mut rest = records.clone();
+    while !rest.is_empty() {
+        let (m, len) = Message::from_record(&rest)?;
+        if !m.verify() {
+            return Err(DecodeError::Invalid {
+                field: "record crc32",
+                reason: format!("mismatch in the record at offset {}", m.offset),
+            });
+        }
+        out.push(m);
+        rest = rest.slice(len..);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
