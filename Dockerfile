@@ -35,6 +35,7 @@ COPY crates/stream-proto/Cargo.toml crates/stream-proto/
 COPY crates/stream-log/Cargo.toml crates/stream-log/
 COPY crates/stream-server/Cargo.toml crates/stream-server/
 COPY crates/stream-client/Cargo.toml crates/stream-client/
+COPY crates/stream-cli/Cargo.toml crates/stream-cli/
 COPY crates/engine-core/Cargo.toml crates/engine-core/
 COPY crates/engine-server/Cargo.toml crates/engine-server/
 COPY crates/fix/Cargo.toml crates/fix/

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod stream_server;
+
 /// Default time allowed for a server to become ready (generous: CI is a loaded 2-core box).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 

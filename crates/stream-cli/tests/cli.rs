@@ -1,13 +1,12 @@
 //! The real stream-cli binary against the real stream-server.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
+use test_support::stream_server as common;
 use test_support::{bin_path, run_with_input};
 
 fn cli(addr: &str, args: &[&str]) -> Output {
