@@ -66,8 +66,8 @@ pub trait Publisher: Send {
         value: &[u8],
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
 
-    /// Appends `records` (all of `topic`) in order. On failure, says how many of them were
-    /// published first. The default produces them one by one.
+    /// Appends `records` (all of `topic`), each partition's in order. On failure, says which
+    /// of them were stored first. The default produces them one by one.
     fn produce_batch(
         &mut self,
         topic: &str,
@@ -78,7 +78,7 @@ pub trait Publisher: Send {
                 self.produce(topic, r.key.as_bytes(), r.value.as_bytes())
                     .await
                     .map_err(|error| BatchError {
-                        published: i,
+                        stored: (0..i).collect(),
                         error,
                     })?;
             }
@@ -87,11 +87,13 @@ pub trait Publisher: Send {
     }
 }
 
-/// A batch failed after `published` of its records were stored.
+/// A batch failed after some of its records were stored.
 #[derive(Debug)]
 pub struct BatchError {
-    /// Records of the batch stored before the failure (0 for an all-or-nothing batch).
-    pub published: usize,
+    /// Indices (ascending) of the batch's records that were stored before the failure: a
+    /// prefix when records go one by one, whole partitions' shares when the batch is split by
+    /// partition, none when a single all-or-nothing request failed.
+    pub stored: Vec<usize>,
     /// Why the rest failed.
     pub error: PublishError,
 }
@@ -210,7 +212,8 @@ struct Pump {
 }
 
 impl Pump {
-    /// Publishes `records` of `topic`, retrying until each is stored or rejected.
+    /// Publishes `records` of `topic`, retrying until each is stored or rejected. Retries
+    /// send only what was not stored, so a partly stored batch is not stored twice.
     async fn publish_group<P: Publisher>(
         &mut self,
         publisher: &mut P,
@@ -218,44 +221,44 @@ impl Pump {
         records: &[Record],
         rx: &mpsc::Receiver<Record>,
     ) {
-        let mut next = 0;
+        let mut pending: Vec<Record> = records.to_vec();
         let mut attempt: u32 = 0;
-        // After an all-or-nothing batch is rejected, send one by one to isolate the record.
+        // After a batch is rejected, send one by one to isolate the record.
         let mut one_by_one = false;
-        while next < records.len() {
-            let end = if one_by_one { next + 1 } else { records.len() };
+        while !pending.is_empty() {
+            let end = if one_by_one { 1 } else { pending.len() };
             let result = match self.ensure_topic(publisher, topic).await {
-                Ok(()) => publisher.produce_batch(topic, &records[next..end]).await,
+                Ok(()) => publisher.produce_batch(topic, &pending[..end]).await,
                 Err(error) => Err(BatchError {
-                    published: 0,
+                    stored: Vec::new(),
                     error,
                 }),
             };
-            let (published, error) = match result {
-                Ok(()) => (end - next, None),
-                Err(BatchError { published, error }) => (published.min(end - next), Some(error)),
+            let (stored, error) = match result {
+                Ok(()) => ((0..end).collect(), None),
+                Err(BatchError { stored, error }) => (stored, Some(error)),
             };
+            let stored = remove_stored(&mut pending, end, &stored);
             self.stats
                 .published
-                .fetch_add(published as u64, Ordering::Relaxed);
-            next += published;
+                .fetch_add(stored as u64, Ordering::Relaxed);
             match error {
                 None => {
                     if let Some(failures) = self.failures.take() {
                         tracing::info!(
                             failures,
-                            buffered = rx.len() + (records.len() - next),
+                            buffered = rx.len() + pending.len(),
                             "stream server reachable again; publishing the buffer"
                         );
                     }
                     attempt = 0;
                 }
                 Some(PublishError::Rejected(reason)) => {
-                    if end - next > 1 && !one_by_one {
+                    if end - stored > 1 && !one_by_one {
                         one_by_one = true;
                         continue;
                     }
-                    let rec = &records[next];
+                    let rec = pending.remove(0);
                     let n = self.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
                     tracing::error!(
                         rejected_total = n,
@@ -263,7 +266,6 @@ impl Pump {
                         key = %rec.key,
                         "stream server rejected a record; skipping it: {reason}"
                     );
-                    next += 1;
                     one_by_one = false;
                 }
                 Some(PublishError::Unavailable(reason)) => {
@@ -274,7 +276,7 @@ impl Pump {
                     if *failures == 1 || failures.is_power_of_two() {
                         tracing::warn!(
                             failures = *failures,
-                            buffered = rx.len() + (records.len() - next),
+                            buffered = rx.len() + pending.len(),
                             retry_in_ms = delay.as_millis() as u64,
                             "cannot publish to the stream server: {reason}"
                         );
@@ -298,6 +300,25 @@ impl Pump {
         }
         Ok(())
     }
+}
+
+/// Removes from `pending` the records at the `stored` indices (those below `sent`, the
+/// number just sent; others are ignored), keeping the rest in order. Returns how many went.
+fn remove_stored(pending: &mut Vec<Record>, sent: usize, stored: &[usize]) -> usize {
+    let mut is_stored = vec![false; sent];
+    for &i in stored {
+        if let Some(flag) = is_stored.get_mut(i) {
+            *flag = true;
+        }
+    }
+    let removed = is_stored.iter().filter(|&&f| f).count();
+    let mut i = 0;
+    pending.retain(|_| {
+        let keep = !is_stored.get(i).copied().unwrap_or(false);
+        i += 1;
+        keep
+    });
+    removed
 }
 
 #[cfg(test)]
@@ -348,7 +369,7 @@ mod tests {
         }
     }
 
-    /// A publisher with all-or-nothing batches, like BATCH_PRODUCE.
+    /// A publisher with all-or-nothing batches, like BATCH_PRODUCE to one partition.
     #[derive(Default)]
     struct AtomicBatches {
         produced: Vec<Record>,
@@ -369,7 +390,7 @@ mod tests {
             self.batches += 1;
             if records.iter().any(|r| r.key == self.reject_key) {
                 return Err(BatchError {
-                    published: 0,
+                    stored: Vec::new(),
                     error: PublishError::Rejected("too large".into()),
                 });
             }
@@ -413,6 +434,91 @@ mod tests {
         assert_eq!(stats.published.load(Ordering::Relaxed), 5);
         // Whole batch, then k0, k1, k2 alone, then the rest as one batch again.
         assert_eq!(p.batches, 5);
+    }
+
+    /// Splits each batch into two "partitions" by key parity, each share all or nothing, as
+    /// the stream publisher does; the second share of the first batch fails.
+    #[derive(Default)]
+    struct PartitionedBatches {
+        produced: Vec<Record>,
+        calls: usize,
+    }
+
+    impl Publisher for PartitionedBatches {
+        async fn create_topic(&mut self, _t: &str, _p: u32) -> Result<(), PublishError> {
+            Ok(())
+        }
+
+        async fn produce(&mut self, _t: &str, _k: &[u8], _v: &[u8]) -> Result<(), PublishError> {
+            unreachable!("batches only")
+        }
+
+        async fn produce_batch(&mut self, _t: &str, records: &[Record]) -> Result<(), BatchError> {
+            self.calls += 1;
+            let mut stored = Vec::new();
+            for parity in [0, 1] {
+                let share: Vec<usize> = (0..records.len())
+                    .filter(|&i| records[i].key.len() % 2 == parity)
+                    .collect();
+                if self.calls == 1 && parity == 1 {
+                    return Err(BatchError {
+                        stored,
+                        error: PublishError::Unavailable("partition leader gone".into()),
+                    });
+                }
+                self.produced
+                    .extend(share.iter().map(|&i| records[i].clone()));
+                stored.extend(share);
+            }
+            stored.sort_unstable();
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_partly_stored_batch_is_retried_without_what_was_stored() {
+        let stats = Arc::new(Stats::default());
+        let (mut sink, rx) = channel(100, stats.clone());
+        // Keys of length 2 and 3 land in different "partitions".
+        let keys = ["aa", "bbb", "cc", "ddd", "ee"];
+        for k in keys {
+            sink.publish(Record {
+                topic: "t".into(),
+                key: k.into(),
+                value: "v".into(),
+            });
+        }
+        drop(sink);
+        let mut pump = Pump {
+            known_topics: HashSet::new(),
+            failures: None,
+            stats: stats.clone(),
+            partitions: 2,
+            backoff: fast(),
+        };
+        let mut rx = rx;
+        let mut batch = Vec::new();
+        rx.recv_many(&mut batch, MAX_BATCH).await;
+        let mut p = PartitionedBatches::default();
+        pump.publish_group(&mut p, "t", &batch, &rx).await;
+        let mut got: Vec<_> = p.produced.iter().map(|r| r.key.as_str()).collect();
+        // The even share went on the first call, the odd one on the retry: no duplicates.
+        assert_eq!(got, vec!["aa", "cc", "ee", "bbb", "ddd"]);
+        got.sort_unstable();
+        got.dedup();
+        assert_eq!(got.len(), keys.len());
+        assert_eq!(p.calls, 2);
+        assert_eq!(stats.published.load(Ordering::Relaxed), 5);
+        assert_eq!(stats.outstanding(), 0);
+    }
+
+    #[test]
+    fn remove_stored_keeps_the_rest_in_order() {
+        let mut pending: Vec<Record> = (0..6).map(rec).collect();
+        // Index 9 is past what was sent and is ignored.
+        assert_eq!(remove_stored(&mut pending, 4, &[0, 2, 3, 9]), 3);
+        let keys: Vec<_> = pending.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, vec!["k1", "k4", "k5"]);
     }
 
     fn rec(i: usize) -> Record {

@@ -2,9 +2,10 @@
 
 use crate::publish::{BatchError, PublishError, Publisher, Record};
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::time::Duration;
 use stream_client::{ClientError, Priority, ProduceRecord, StreamClient};
-use stream_proto::ErrorCode;
+use stream_proto::{partition_for_key, ErrorCode};
 
 /// Publishes through `stream_client::StreamClient`.
 pub struct StreamPublisher {
@@ -14,6 +15,8 @@ pub struct StreamPublisher {
     /// Cleared when the server does not know BATCH_PRODUCE (an original STRP server):
     /// batches are then produced one record at a time.
     batch_supported: bool,
+    /// Partition count of each topic published to, for splitting batches by partition.
+    partitions: HashMap<String, u32>,
 }
 
 impl StreamPublisher {
@@ -24,6 +27,7 @@ impl StreamPublisher {
             client: None,
             timeout: Duration::from_secs(10),
             batch_supported: true,
+            partitions: HashMap::new(),
         }
     }
 
@@ -49,11 +53,33 @@ impl StreamPublisher {
             self.produce(topic, r.key.as_bytes(), r.value.as_bytes())
                 .await
                 .map_err(|error| BatchError {
-                    published: i,
+                    stored: (0..i).collect(),
                     error,
                 })?;
         }
         Ok(())
+    }
+
+    /// The topic's partition count, asked once and cached.
+    async fn partition_count(&mut self, topic: &str) -> Result<u32, PublishError> {
+        if let Some(&n) = self.partitions.get(topic) {
+            return Ok(n);
+        }
+        let timeout = self.timeout;
+        let client = self.client().await?;
+        match tokio::time::timeout(timeout, client.partition_count(topic)).await {
+            Err(_) => {
+                self.client = None;
+                Err(PublishError::Unavailable(format!(
+                    "metadata of {topic} timed out"
+                )))
+            }
+            Ok(Ok(n)) => {
+                self.partitions.insert(topic.to_owned(), n);
+                Ok(n)
+            }
+            Ok(Err(e)) => Err(self.classify(&format!("metadata of {topic}"), e)),
+        }
     }
 
     /// Maps a client error; I/O and protocol errors also drop the connection so the next
@@ -104,41 +130,112 @@ impl Publisher for StreamPublisher {
         }
     }
 
+    /// One BATCH_PRODUCE per partition the records map to, each to its explicit partition:
+    /// such a request is all or nothing, so on a failure exactly the shares of the partitions
+    /// already answered are stored, and the pump resends only the rest. (A `PARTITION_ANY`
+    /// batch is not atomic across partitions and its error does not say what was stored.)
     async fn produce_batch(&mut self, topic: &str, records: &[Record]) -> Result<(), BatchError> {
         if !self.batch_supported || records.len() == 1 {
             return self.produce_each(topic, records).await;
         }
-        let batch: Vec<ProduceRecord> = records
-            .iter()
-            .map(|r| ProduceRecord {
-                key: Bytes::copy_from_slice(r.key.as_bytes()),
-                value: Bytes::copy_from_slice(r.value.as_bytes()),
-                priority: Priority::Normal as u8,
-            })
-            .collect();
-        let timeout = self.timeout;
-        let fail = |error| BatchError {
-            published: 0,
+        let none_stored = |error| BatchError {
+            stored: Vec::new(),
             error,
         };
-        let client = self.client().await.map_err(fail)?;
-        // BATCH_PRODUCE is all or nothing, so a failure means none was stored.
-        match tokio::time::timeout(timeout, client.produce_batch(topic, None, batch)).await {
-            Err(_) => {
-                self.client = None;
-                Err(fail(PublishError::Unavailable(format!(
-                    "batch produce to {topic} timed out"
-                ))))
+        let partitions = self.partition_count(topic).await.map_err(none_stored)?;
+        let shares = split_by_partition(records, partitions);
+        let mut stored = Vec::with_capacity(records.len());
+        for (partition, share) in shares {
+            let batch: Vec<ProduceRecord> = share
+                .iter()
+                .map(|&i| ProduceRecord {
+                    key: Bytes::copy_from_slice(records[i].key.as_bytes()),
+                    value: Bytes::copy_from_slice(records[i].value.as_bytes()),
+                    priority: Priority::Normal as u8,
+                })
+                .collect();
+            let timeout = self.timeout;
+            let failed = |error, mut stored: Vec<usize>| {
+                stored.sort_unstable();
+                BatchError { stored, error }
+            };
+            let client = match self.client().await {
+                Ok(c) => c,
+                Err(e) => return Err(failed(e, stored)),
+            };
+            let what = format!("batch produce to {topic} partition {partition}");
+            match tokio::time::timeout(timeout, client.produce_batch(topic, Some(partition), batch))
+                .await
+            {
+                Err(_) => {
+                    self.client = None;
+                    let e = PublishError::Unavailable(format!("{what} timed out"));
+                    return Err(failed(e, stored));
+                }
+                Ok(Ok(_)) => stored.extend_from_slice(&share),
+                Ok(Err(e)) if e.code() == Some(ErrorCode::InvalidRequest) && stored.is_empty() => {
+                    tracing::warn!(
+                        "stream server refused BATCH_PRODUCE ({e}); producing one record at a time"
+                    );
+                    self.batch_supported = false;
+                    return self.produce_each(topic, records).await;
+                }
+                Ok(Err(e)) => {
+                    if matches!(
+                        e.code(),
+                        Some(ErrorCode::TopicNotFound | ErrorCode::PartitionNotFound)
+                    ) {
+                        // Recreated with another partition count: ask again next time.
+                        self.partitions.remove(topic);
+                    }
+                    let e = self.classify(&what, e);
+                    return Err(failed(e, stored));
+                }
             }
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) if e.code() == Some(ErrorCode::InvalidRequest) => {
-                tracing::warn!(
-                    "stream server refused BATCH_PRODUCE ({e}); producing one record at a time"
-                );
-                self.batch_supported = false;
-                self.produce_each(topic, records).await
-            }
-            Ok(Err(e)) => Err(fail(self.classify(&format!("batch produce to {topic}"), e))),
         }
+        Ok(())
+    }
+}
+
+/// Groups the indices of `records` by the partition the server's key rule puts them in
+/// (`stream_proto::partition_for_key`), partitions in order of first appearance and each
+/// share in record order.
+fn split_by_partition(records: &[Record], partitions: u32) -> Vec<(u32, Vec<usize>)> {
+    let mut shares: Vec<(u32, Vec<usize>)> = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let p = partition_for_key(r.key.as_bytes(), partitions);
+        match shares.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, share)) => share.push(i),
+            None => shares.push((p, vec![i])),
+        }
+    }
+    shares
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_follow_the_servers_key_rule_and_keep_order() {
+        let records: Vec<Record> = (0..50)
+            .map(|i| Record {
+                topic: "t".into(),
+                key: format!("order-{}", i % 7),
+                value: i.to_string(),
+            })
+            .collect();
+        let shares = split_by_partition(&records, 4);
+        let mut all: Vec<usize> = Vec::new();
+        for (p, share) in &shares {
+            assert!(share.windows(2).all(|w| w[0] < w[1]), "record order kept");
+            for &i in share {
+                assert_eq!(partition_for_key(records[i].key.as_bytes(), 4), *p);
+            }
+            all.extend(share);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..50).collect::<Vec<_>>());
+        assert_eq!(split_by_partition(&records, 1).len(), 1);
     }
 }

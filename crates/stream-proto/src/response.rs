@@ -150,7 +150,8 @@ pub enum Response {
     /// 22 (ours): `i16 err, str msg, u32 n, n × (u32 partition, u64 offset)`, in request
     /// order.
     BatchProduce {
-        /// Outcome (all or nothing).
+        /// Outcome: all or nothing for an explicit partition; with `PARTITION_ANY` a failure
+        /// on one partition may follow appends to others (the message says so).
         error: ErrorCode,
         /// Detail.
         message: String,
