@@ -136,7 +136,7 @@ def builds_in_ci() -> bool:
         bin_path(n).parent == debug for n in ("stream-server", "matching_engine", "stream-cli"))
 
 
-def start_stack(tmp_path: Path, extra_env: dict[str, str] | None = None,
+def start_stack(tmp_path: Path, extra_env: dict[str, str | None] | None = None,
                 build: bool = False) -> Stack:
     """Starts scripts/stack on free ports with a temporary data dir. With `build`, the script
     runs `cargo build` (dev profile) itself, as the README's command does; otherwise it runs the
@@ -168,7 +168,12 @@ def start_stack(tmp_path: Path, extra_env: dict[str, str] | None = None,
     )
     if not build:
         env["STACK_BIN_DIR"] = str(bin_dir)
-    env.update(extra_env or {})
+    for key, value in (extra_env or {}).items():
+        # None unsets a variable, to test the script's own default.
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     proc = subprocess.Popen(
         [str(REPO / "scripts" / "stack")],
         cwd=REPO,
@@ -184,8 +189,8 @@ def start_stack(tmp_path: Path, extra_env: dict[str, str] | None = None,
         stream_port=int(env["STREAM_PORT"]),
         tcp_port=int(env["ENGINE_TCP_PORT"]),
         udp_port=int(env["ENGINE_UDP_PORT"]),
-        metrics_port=int(env["STREAM_METRICS_PORT"]),
-        data_dir=data_dir,
+        metrics_port=int(env.get("STREAM_METRICS_PORT") or int(env["STREAM_PORT"]) + 8),
+        data_dir=Path(env["STACK_DATA_DIR"]) if "STACK_DATA_DIR" in env else None,
         bin_dir=bin_dir,
     )
     threading.Thread(target=stack._pump, daemon=True).start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -12,7 +13,7 @@ import subprocess
 
 import pytest
 
-from deploy_helpers import REPO, stack, start_stack  # noqa: F401 (stack is a fixture)
+from deploy_helpers import REPO, free_port, stack, start_stack  # noqa: F401 (stack is a fixture)
 from deploy_strp import Strp
 
 
@@ -171,6 +172,90 @@ def test_a_second_stack_on_the_same_data_dir_is_refused(stack, tmp_path):  # noq
         assert "still-serving" in c.list_topics()
     finally:
         c.close()
+
+
+def test_a_failed_start_reports_only_the_real_failure(stack, tmp_path):  # noqa: F811
+    """A stream server refused at start stops the stack; the engine, stopped by the script
+    while it may still be starting, is not reported as a second failure (no bash
+    `Terminated` line, no `exited with status 143`). Three tries: the race is a coin toss."""
+    for attempt in range(3):
+        (tmp_path / f"second-{attempt}").mkdir()
+        second = start_stack(tmp_path / f"second-{attempt}",
+                             {"STACK_DATA_DIR": str(stack.data_dir)})
+        try:
+            assert second.proc.wait(timeout=60) == 1
+        finally:
+            second.kill()
+        out = second.output()
+        assert "is in use by another stream-server" in out, out
+        assert "stream-server exited with status 1" in out, out
+        assert "Terminated" not in out, out
+        assert "matching_engine exited with status" not in out, out
+
+
+def test_a_second_stack_needs_only_other_ports(stack, tmp_path):  # noqa: F811
+    """STREAM_PORT alone gives a stack its own data directory and metrics port, so the
+    README's "pick other ports" command starts a second stack beside the first."""
+    port = free_port()
+    data = REPO / f"data-{port}"
+    (tmp_path / "second").mkdir()
+    second = start_stack(tmp_path / "second", {
+        "STREAM_PORT": str(port), "STACK_DATA_DIR": None, "STREAM_METRICS_PORT": None})
+    try:
+        second.wait_for("press Ctrl-C")
+        out = second.output()
+        assert f"data in ./data-{port}/stream" in out, out
+        assert f"http://127.0.0.1:{port + 8}/metrics" in out, out
+        c = Strp("127.0.0.1", port)
+        try:
+            assert c.create_topic("second-stack", 1) == 0
+        finally:
+            c.close()
+        assert second.stop() == 0, second.output()
+    finally:
+        second.kill()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_sighup_stops_both_servers_and_cleans_up(tmp_path):
+    """Closing the terminal (SIGHUP) stops the stack as Ctrl-C does, leaving no server and no
+    temporary directory behind."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    s = start_stack(tmp_path, {"TMPDIR": str(tmp)})
+    try:
+        s.wait_for("press Ctrl-C")
+        procs = pids(s)
+        assert s.stop(signal.SIGHUP) == 0, s.output()
+    finally:
+        s.kill()
+    out = s.output()
+    assert "hung up (SIGHUP" in out, out
+    assert "stream-server stopped cleanly" in out and "matching_engine stopped cleanly" in out, out
+    assert not any(alive(pid) for pid in procs.values())
+    assert list(tmp.iterdir()) == []
+
+
+def test_help_prints_usage_and_starts_nothing():
+    for arg in ("--help", "-h"):
+        r = subprocess.run([str(REPO / "scripts" / "stack"), arg], capture_output=True, text=True,
+                           timeout=30, env={**os.environ, "STACK_BUILD": "0"})
+        assert r.returncode == 0, r.stderr
+        assert "STACK_DATA_DIR" in r.stdout and "STREAM_PORT" in r.stdout
+        assert "[stack]" not in r.stdout
+    r = subprocess.run([str(REPO / "scripts" / "stack"), "--port"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2
+    assert "unknown argument --port" in r.stderr and "STREAM_PORT" in r.stderr
+
+
+def test_a_port_that_is_not_a_number_is_named(tmp_path):
+    r = subprocess.run([str(REPO / "scripts" / "stack")], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "STACK_BUILD": "0",
+                                        "STACK_DATA_DIR": str(tmp_path / "data"),
+                                        "ENGINE_TCP_PORT": "abc"})
+    assert r.returncode == 1
+    assert "ENGINE_TCP_PORT=abc is not a port number" in r.stderr, r.stderr
 
 
 def test_refuses_a_metrics_port_already_in_use(tmp_path):
