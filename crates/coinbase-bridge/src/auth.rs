@@ -30,11 +30,17 @@ pub struct SignatureInput<'a> {
     pub passphrase: &'a str,
 }
 
+/// The HMAC key a secret stands for: Coinbase shows it base64-encoded. Checked at start-up
+/// too, so that a malformed secret stops the bridge instead of failing every Logon.
+pub fn decode_secret(secret_b64: &str) -> Result<Vec<u8>, AuthError> {
+    STANDARD
+        .decode(secret_b64.trim())
+        .map_err(AuthError::SecretNotBase64)
+}
+
 /// base64(HMAC-SHA256(key = base64-decoded secret, message = the inputs joined by SOH)).
 pub fn logon_signature(secret_b64: &str, input: SignatureInput<'_>) -> Result<String, AuthError> {
-    let key = STANDARD
-        .decode(secret_b64.trim())
-        .map_err(AuthError::SecretNotBase64)?;
+    let key = decode_secret(secret_b64)?;
     // HMAC accepts keys of any length, so new_from_slice cannot fail here.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key)
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));

@@ -1,7 +1,6 @@
 //! Configuration: flags, each with an environment variable twin, plus a `.env` file loaded
 //! by `main` before parsing (real environment variables win over the file, flags over both).
 
-use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser, ValueEnum};
 use std::fmt;
 use std::path::PathBuf;
@@ -11,6 +10,15 @@ use std::time::Duration;
 /// A secret string whose Debug and Display never show the value.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
+
+/// Where Coinbase users create their API keys (named in credential errors).
+const API_KEYS_PAGE: &str = "https://exchange.coinbase.com/profile/api \
+     (sandbox: https://public.sandbox.exchange.coinbase.com/profile/api)";
+
+/// True for the `your_...` values .env.example ships, which nobody's credentials look like.
+fn is_placeholder(value: &str) -> bool {
+    value.trim().to_ascii_lowercase().starts_with("your_")
+}
 
 impl Secret {
     /// The secret value; call only where it is used, never to log.
@@ -78,11 +86,12 @@ pub struct Config {
 
     /// Use the sandbox gateways (fix-*.sandbox.exchange.coinbase.com).
     #[arg(long, env = "COINBASE_USE_SANDBOX", default_value = "false", action = ArgAction::Set,
-          value_parser = BoolishValueParser::new())]
+          value_parser = cli_support::bool_value())]
     pub use_sandbox: bool,
 
     /// Stream server address (host:port).
-    #[arg(long, env = "STREAM_SERVER", default_value = "localhost:9092")]
+    #[arg(long, env = "STREAM_SERVER", default_value = "localhost:9092",
+          value_parser = cli_support::host_port)]
     pub stream_addr: String,
 
     /// Symbols to subscribe to, comma-separated.
@@ -96,7 +105,7 @@ pub struct Config {
 
     /// Run the market data session.
     #[arg(long, env = "COINBASE_MARKET_DATA", default_value = "true", action = ArgAction::Set,
-          value_parser = BoolishValueParser::new())]
+          value_parser = cli_support::bool_value())]
     pub market_data: bool,
 
     /// Market data gateway host [default: fix-md.exchange.coinbase.com, or its sandbox twin].
@@ -277,6 +286,47 @@ impl Config {
             !self.api_secret.expose().is_empty(),
             "COINBASE_API_SECRET is empty"
         );
+        let credentials = [
+            ("COINBASE_API_KEY", Some(self.api_key.as_str())),
+            ("COINBASE_API_SECRET", Some(self.api_secret.expose())),
+            ("COINBASE_PASSPHRASE", Some(self.passphrase.expose())),
+            ("COINBASE_SENDER_COMP_ID", self.sender_comp_id.as_deref()),
+            ("COINBASE_EXEC_API_KEY", self.exec_api_key.as_deref()),
+            (
+                "COINBASE_EXEC_API_SECRET",
+                self.exec_api_secret.as_ref().map(Secret::expose),
+            ),
+            (
+                "COINBASE_EXEC_PASSPHRASE",
+                self.exec_passphrase.as_ref().map(Secret::expose),
+            ),
+        ];
+        for (var, value) in credentials {
+            if let Some(v) = value.filter(|v| is_placeholder(v)) {
+                anyhow::bail!(
+                    "{var} is still the placeholder {v:?} of .env.example: set it to your own \
+                     value from {API_KEYS_PAGE}{}",
+                    if var == "COINBASE_SENDER_COMP_ID" {
+                        " (or remove the line: it defaults to COINBASE_API_KEY)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        for (var, secret) in [
+            ("COINBASE_API_SECRET", Some(&self.api_secret)),
+            ("COINBASE_EXEC_API_SECRET", self.exec_api_secret.as_ref()),
+        ] {
+            if let Some(secret) = secret {
+                if crate::auth::decode_secret(secret.expose()).is_err() {
+                    anyhow::bail!(
+                        "{var} is not valid base64: copy the API secret exactly as Coinbase \
+                         shows it when the key is created ({API_KEYS_PAGE})"
+                    );
+                }
+            }
+        }
         anyhow::ensure!(!self.symbols.is_empty(), "no symbols configured");
         let exec_set = [
             self.exec_api_key.is_some(),
@@ -355,6 +405,90 @@ mod tests {
             "fix-dc.sandbox.exchange.coinbase.com:6122"
         );
         c.validate().unwrap();
+    }
+
+    /// The test credentials with one flag's value replaced (or added).
+    fn with(flag: &str, value: &str) -> Config {
+        let mut args = vec![
+            ("--api-key", "KEY"),
+            ("--api-secret", "c2VjcmV0"),
+            ("--passphrase", "PASS"),
+        ];
+        match args.iter_mut().find(|(f, _)| *f == flag) {
+            Some(a) => a.1 = value,
+            None => args.push((flag, value)),
+        }
+        let argv =
+            std::iter::once("coinbase-bridge").chain(args.iter().flat_map(|(f, v)| [*f, *v]));
+        Config::try_parse_from(argv).unwrap()
+    }
+
+    #[test]
+    fn placeholder_and_malformed_credentials_are_refused_naming_the_variable() {
+        for (flag, value, var) in [
+            ("--api-key", "your_api_key", "COINBASE_API_KEY"),
+            ("--api-secret", "your_base64_secret", "COINBASE_API_SECRET"),
+            ("--passphrase", "your_passphrase", "COINBASE_PASSPHRASE"),
+            (
+                "--sender-comp-id",
+                "your_sender_comp_id",
+                "COINBASE_SENDER_COMP_ID",
+            ),
+        ] {
+            let e = with(flag, value).validate().unwrap_err().to_string();
+            assert!(e.contains(var) && e.contains("placeholder"), "{e}");
+            assert!(e.contains("exchange.coinbase.com/profile/api"), "{e}");
+        }
+        let e = with("--api-secret", "not base64!")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("COINBASE_API_SECRET is not valid base64"), "{e}");
+        assert!(
+            !e.contains("not base64!"),
+            "the secret itself is never shown: {e}"
+        );
+        parse(&[]).validate().unwrap();
+    }
+
+    /// .env.example copied unchanged must not start a bridge that retries fake credentials
+    /// forever; its optional values are commented out.
+    #[test]
+    fn env_example_unchanged_is_refused_and_sets_only_what_is_required() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.env.example"))
+                .unwrap();
+        let vars: Vec<(String, String)> = dotenvy::from_read_iter(text.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "COINBASE_API_KEY",
+                "COINBASE_API_SECRET",
+                "COINBASE_PASSPHRASE"
+            ],
+            "only the required values are set in .env.example"
+        );
+        let mut args = vec!["coinbase-bridge".to_owned()];
+        for (k, v) in &vars {
+            let flag = match k.as_str() {
+                "COINBASE_API_KEY" => "--api-key",
+                "COINBASE_API_SECRET" => "--api-secret",
+                _ => "--passphrase",
+            };
+            args.extend([flag.to_owned(), v.clone()]);
+        }
+        let e = Config::try_parse_from(args)
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("COINBASE_API_KEY is still the placeholder"),
+            "{e}"
+        );
     }
 
     /// The deployment guide's `.env` block, inline comment included, as dotenvy reads it.

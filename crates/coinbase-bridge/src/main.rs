@@ -1,7 +1,6 @@
 //! `coinbase-bridge`: Coinbase Exchange FIX to stream-server topics.
 
 use anyhow::Context as _;
-use clap::Parser as _;
 use coinbase_bridge::backoff::Backoff;
 use coinbase_bridge::config::{Config, ExecSource};
 use coinbase_bridge::gateway::{self, GatewayParams, Role};
@@ -20,7 +19,7 @@ fn main() -> ExitCode {
     // so clap's env fallbacks see it; variables already in the environment win.
     let dotenv = dotenvy::from_path(".env");
     let unset = coinbase_bridge::config::unset_empty_env_vars();
-    let cfg = Config::parse();
+    let cfg: Config = cli_support::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -12,7 +12,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args};
 
 /// Default multicast market-data group (`--mcast-group`; also `subscribe --group`).
@@ -36,10 +35,9 @@ pub struct ServerConfig {
     #[arg(
         long,
         env = "ENGINE_THREADED",
-        value_parser = BoolishValueParser::new(),
+        value_parser = cli_support::bool_value(),
         action = ArgAction::Set,
         num_args = 0..=1,
-        require_equals = true,
         default_missing_value = "true",
         default_value = "false"
     )]
@@ -52,12 +50,13 @@ pub struct ServerConfig {
     pub processors: u16,
 
     /// Address the TCP and UDP listeners bind to.
-    #[arg(long, env = "ENGINE_BIND", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    #[arg(long, env = "ENGINE_BIND", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+          value_parser = cli_support::ip_or_host)]
     pub bind: IpAddr,
 
     /// Enable the TCP transport.
-    #[arg(long, env = "ENGINE_TCP_ENABLED", value_parser = BoolishValueParser::new(),
-          action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+    #[arg(long, env = "ENGINE_TCP_ENABLED", value_parser = cli_support::bool_value(),
+          action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", default_value = "true")]
     pub tcp_enabled: bool,
 
@@ -66,8 +65,8 @@ pub struct ServerConfig {
     pub tcp_port: u16,
 
     /// Enable the UDP transport.
-    #[arg(long, env = "ENGINE_UDP_ENABLED", value_parser = BoolishValueParser::new(),
-          action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+    #[arg(long, env = "ENGINE_UDP_ENABLED", value_parser = cli_support::bool_value(),
+          action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", default_value = "true")]
     pub udp_enabled: bool,
 
@@ -76,8 +75,8 @@ pub struct ServerConfig {
     pub udp_port: u16,
 
     /// Publish trades and top-of-book changes on the multicast market-data feed.
-    #[arg(long, env = "ENGINE_MCAST_ENABLED", value_parser = BoolishValueParser::new(),
-          action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+    #[arg(long, env = "ENGINE_MCAST_ENABLED", value_parser = cli_support::bool_value(),
+          action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", default_value = "false")]
     pub mcast_enabled: bool,
 
@@ -99,20 +98,20 @@ pub struct ServerConfig {
     pub mcast_interface: Ipv4Addr,
 
     /// Loop multicast back to local subscribers on this host.
-    #[arg(long, env = "ENGINE_MCAST_LOOPBACK", value_parser = BoolishValueParser::new(),
-          action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+    #[arg(long, env = "ENGINE_MCAST_LOOPBACK", value_parser = cli_support::bool_value(),
+          action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", default_value = "true")]
     pub mcast_loopback: bool,
 
     /// Publish the multicast feed in the binary protocol instead of CSV.
-    #[arg(long, env = "ENGINE_MCAST_BINARY", value_parser = BoolishValueParser::new(),
-          action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+    #[arg(long, env = "ENGINE_MCAST_BINARY", value_parser = cli_support::bool_value(),
+          action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", default_value = "false")]
     pub mcast_binary: bool,
 
     /// Cancel a TCP client's resting orders (only its own) when it disconnects.
-    #[arg(long, env = "ENGINE_CANCEL_ON_DISCONNECT", value_parser = BoolishValueParser::new(),
-          action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+    #[arg(long, env = "ENGINE_CANCEL_ON_DISCONNECT", value_parser = cli_support::bool_value(),
+          action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", default_value = "true")]
     pub cancel_on_disconnect: bool,
 
@@ -133,8 +132,8 @@ pub struct ServerConfig {
     /// Busy-poll: the network I/O thread never sleeps; it polls its sockets (and, threaded, the
     /// processors' output) in a loop. Saves the scheduler wake-up on every message, which on a VM
     /// is most of a loopback round trip, at the cost of one core spinning at 100 %.
-    #[arg(long, env = "ENGINE_BUSY_POLL", value_parser = BoolishValueParser::new(),
-          action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+    #[arg(long, env = "ENGINE_BUSY_POLL", value_parser = cli_support::bool_value(),
+          action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", default_value = "false")]
     pub busy_poll: bool,
 
@@ -144,8 +143,8 @@ pub struct ServerConfig {
     pub log_messages: u32,
 
     /// Log no orders or results at all (connections, errors and the startup lines still are).
-    #[arg(long, env = "ENGINE_QUIET", value_parser = BoolishValueParser::new(),
-          action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+    #[arg(long, env = "ENGINE_QUIET", value_parser = cli_support::bool_value(),
+          action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", default_value = "false")]
     pub quiet: bool,
 
@@ -163,6 +162,16 @@ pub struct ServerConfig {
           default_value_t = engine_core::DEFAULT_MAX_ORDERS_PER_USER as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_orders_per_user: u64,
+
+    /// Most symbols (books) in which one user may have resting orders at once, across all
+    /// processors in threaded mode; a new order that would rest in one more is rejected with
+    /// code 6 (pool exhausted). Keeps one user from holding the whole symbol table (4,096
+    /// books per processor; orders that do not rest need no book, and empty books are
+    /// reclaimed).
+    #[arg(long, env = "ENGINE_MAX_SYMBOLS_PER_USER",
+          default_value_t = engine_core::DEFAULT_MAX_SYMBOLS_PER_USER as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_symbols_per_user: u64,
 
     /// Capacity (messages) of each lock-free queue between the I/O thread and a processor.
     #[arg(long, env = "ENGINE_QUEUE_CAPACITY", default_value_t = 65536)]
@@ -184,6 +193,7 @@ impl ServerConfig {
     pub fn engine_config(&self) -> engine_core::EngineConfig {
         engine_core::EngineConfig {
             max_orders_per_user: usize::try_from(self.max_orders_per_user).unwrap_or(usize::MAX),
+            max_symbols_per_user: usize::try_from(self.max_symbols_per_user).unwrap_or(usize::MAX),
             ..engine_core::EngineConfig::default()
         }
     }

@@ -71,7 +71,7 @@ struct SubscribeArgs {
 
 fn main() -> ExitCode {
     ignore_empty_engine_vars();
-    let cli = Cli::parse();
+    let cli: Cli = cli_support::parse();
     let result = match cli.command {
         Some(Command::Replay { file }) => replay(file),
         Some(Command::Subscribe(args)) => subscribe(args),

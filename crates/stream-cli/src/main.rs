@@ -29,6 +29,7 @@ struct Cli {
         short = 'a',
         env = "STREAM_ADDR",
         default_value = "localhost:9092",
+        value_parser = cli_support::host_port,
         global = true
     )]
     addr: String,
@@ -125,7 +126,7 @@ enum GroupsCmd {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = cli_support::parse();
     if let Err(e) = run(cli).await {
         eprintln!("stream-cli: {e:#}");
         std::process::exit(1);
