@@ -10,11 +10,16 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from deploy_helpers import REPO, free_port, stack, start_stack  # noqa: F401 (stack is a fixture)
 from deploy_strp import Strp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "guides"))
+from guide_snippets import snippet  # noqa: E402
 
 
 def framed(sock: socket.socket, msg: bytes) -> None:
@@ -303,35 +308,33 @@ def test_stack_script_is_valid_bash():
     assert os.access(REPO / "scripts" / "stack", os.X_OK)
 
 
-GUIDE = REPO.parent / "shared" / "guides" / "matching-engine-docker.md"
-
-
-@pytest.mark.skipif(not GUIDE.exists(), reason="shared/guides not beside the repository")
 def test_guide_commands_work_against_the_stack(stack):
-    """The matching-engine guide's non-Docker commands, taken from the guide itself, with its
-    ports replaced by the stack's."""
-    guide = GUIDE.read_text()
+    """The matching-engine guide's non-Docker commands (kept in tests/guides, checked against
+    the guide by test_guide_snippets.py), with its ports replaced by the stack's."""
 
-    def run(cmd: str) -> str:
-        cmd = re.sub(r"\b1234\b", str(stack.tcp_port), cmd)
-        cmd = re.sub(r"\b1235\b", str(stack.udp_port), cmd)
+    def run(name: str) -> str:
+        cmd = snippet(name, stack.tcp_port, stack.udp_port)
         r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, (cmd, r.stdout, r.stderr)
         return r.stdout
 
-    health = re.search(r'^nc -z localhost 1234 && echo "TCP OK".*$', guide, re.M).group(0)
-    assert run(health).strip() == "TCP OK"
-    # In the guide's order (new order, cancel, flush), each once.
-    udp = list(dict.fromkeys(re.findall(r'^echo "[^"]*" \| nc -u -w1 localhost 1235$', guide, re.M)))
-    assert len(udp) >= 3, udp  # new order, cancel, flush
-    outputs = {cmd: run(cmd) for cmd in udp}
-    new_order = 'echo "N, 1, IBM, 10000, 100, B, 1" | nc -u -w1 localhost 1235'
-    assert "A, IBM, 1, 1" in outputs[new_order]
+    assert run("matching-engine/tcp_health.sh").strip() == "TCP OK"
+    assert "A, IBM, 1, 1" in run("matching-engine/udp_order.sh")
     # The guide flushes (its UDP health check) before it cancels: the cancel finds nothing.
-    assert "R, IBM, 1, 1, 4" in outputs['echo "C, 1, 1, IBM" | nc -u -w1 localhost 1235']
+    run("matching-engine/udp_flush.sh")
+    assert "R, IBM, 1, 1, 4" in run("matching-engine/udp_cancel.sh")
 
-    # The guide's TCP client: one framed request, one framed response.
-    snippet = re.search(r"```python\n(import socket\nimport struct\n\ndef send_tcp_order.*?)```",
-                        guide, re.S).group(1)
-    out = run("python3 - <<'PYEOF'\n" + snippet + "PYEOF")
+    # The guide's TCP clients: the quick start's one-way order, and one framed request with
+    # its framed response.
+    assert run("matching-engine/tcp_quick.sh").strip() == "Sent order, check container logs"
+    out = run_python(snippet("matching-engine/send_tcp_order.py", stack.tcp_port))
     assert "Response: A, AAPL, 1, 1" in out, out
+    out = run_python(snippet("matching-engine/binary_udp.py", udp_port=stack.udp_port))
+    assert out.startswith("Sent 27 bytes: 4d4e00000001"), out
+
+
+def run_python(script: str) -> str:
+    r = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, (script, r.stdout, r.stderr)
+    return r.stdout

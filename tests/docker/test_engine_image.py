@@ -5,74 +5,31 @@ image management commands."""
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from docker_support import (docker_json, in_guide, logs, sh, udp, wait_healthy,
                             wait_log)
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "guides"))
+from guide_snippets import snippet  # noqa: E402
+
 GUIDE = "matching-engine-docker.md"
 READY = "matching_engine ready"
 
 QUICK_RUN = ("docker run -d --name matching-engine -p 1234:1234 -p 1235:1235/udp "
              "zig-matching-engine")
-UDP_ORDER = 'echo "N, 1, IBM, 10000, 100, B, 1" | nc -u -w1 localhost 1235'
-UDP_CANCEL = 'echo "C, 1, 1, IBM" | nc -u -w1 localhost 1235'
-UDP_FLUSH = 'echo "F" | nc -u -w1 localhost 1235'
-TCP_QUICK = '''python3 -c "
-import socket, struct
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.connect(('localhost', 1234))
-msg = b'N, 1, IBM, 10000, 100, B, 1\\n'
-s.send(struct.pack('>I', len(msg)) + msg)
-print('Sent order, check container logs')
-s.close()
-"'''
-TCP_FUNCTION = '''
-import socket
-import struct
-
-def send_tcp_order(host, port, msg):
-    """Send order with 4-byte big-endian length prefix."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.connect((host, port))
-    sock.send(struct.pack('>I', len(msg)) + msg)
-
-    # Read response
-    length = struct.unpack('>I', sock.recv(4))[0]
-    response = sock.recv(length)
-    sock.close()
-    return response
-
-# Send buy order
-msg = b"N, 1, AAPL, 15000, 100, B, 1\\n"
-response = send_tcp_order('localhost', 1234, msg)
-print(f"Response: {response.decode()}")
-'''
-BINARY_UDP = '''
-import socket
-import struct
-
-def make_binary_order(user_id, symbol, price, qty, side, order_id):
-    """Create binary new order (27 bytes, big-endian)."""
-    return struct.pack(
-        '>BB I 8s I I B I',
-        0x4D,                              # magic
-        ord('N'),                          # msg_type
-        user_id,
-        symbol.encode().ljust(8, b'\\x00'),
-        price,
-        qty,
-        ord(side),
-        order_id
-    )
-
-sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-msg = make_binary_order(1, "AAPL", 15000, 100, 'B', 1)
-sock.sendto(msg, ('localhost', 1235))
-print(f"Sent {len(msg)} bytes: {msg.hex()}")
-'''
+# The guide's snippets, kept in tests/guides (run here with the guide's own ports).
+UDP_ORDER = snippet("matching-engine/udp_order.sh").strip()
+UDP_CANCEL = snippet("matching-engine/udp_cancel.sh").strip()
+UDP_FLUSH = snippet("matching-engine/udp_flush.sh").strip()
+TCP_HEALTH = snippet("matching-engine/tcp_health.sh").strip()
+TCP_QUICK = snippet("matching-engine/tcp_quick.sh").strip()
+TCP_FUNCTION = snippet("matching-engine/send_tcp_order.py")
+BINARY_UDP = snippet("matching-engine/binary_udp.py")
 
 
 def run_engine(command: str) -> None:
@@ -139,8 +96,8 @@ def test_quick_start(engine_image):
     # The health check the image declares turns healthy.
     in_guide(GUIDE, "docker inspect --format='{{.State.Health.Status}}' matching-engine")
     wait_healthy("matching-engine")
-    in_guide(GUIDE, 'nc -z localhost 1234 && echo "TCP OK" || echo "TCP FAIL"')
-    assert sh('nc -z localhost 1234 && echo "TCP OK" || echo "TCP FAIL"').stdout.strip() == "TCP OK"
+    in_guide(GUIDE, TCP_HEALTH)
+    assert sh(TCP_HEALTH).stdout.strip() == "TCP OK"
 
     # A graceful stop, well inside Docker's 10 s before SIGKILL.
     start = time.monotonic()

@@ -1,9 +1,29 @@
 //! The deployment guide's commands, run exactly as a user would type them (with the port the
-//! test's server got), against the real binary in both threading modes.
+//! test's server got), against the real binary in both threading modes. The commands are kept
+//! in tests/guides/ (see its README), which also checks them against the guide when present.
 
 mod common;
 
 use common::*;
+
+/// A snippet of tests/guides/matching-engine/, with the guide's ports (1234 TCP, 1235 UDP)
+/// replaced by the server's.
+fn guide_snippet(text: &str, e: &Engine) -> String {
+    // Through markers, so that a TCP port containing "1235" is not replaced again.
+    text.replace("1234", "\0tcp\0")
+        .replace("1235", "\0udp\0")
+        .replace("\0tcp\0", &e.tcp().port().to_string())
+        .replace("\0udp\0", &e.udp().port().to_string())
+}
+
+const UDP_ORDER: &str = include_str!("../../../tests/guides/matching-engine/udp_order.sh");
+const UDP_CANCEL: &str = include_str!("../../../tests/guides/matching-engine/udp_cancel.sh");
+const UDP_FLUSH: &str = include_str!("../../../tests/guides/matching-engine/udp_flush.sh");
+const TCP_HEALTH: &str = include_str!("../../../tests/guides/matching-engine/tcp_health.sh");
+const TCP_QUICK: &str = include_str!("../../../tests/guides/matching-engine/tcp_quick.sh");
+const SEND_TCP_ORDER: &str =
+    include_str!("../../../tests/guides/matching-engine/send_tcp_order.py");
+const BINARY_UDP: &str = include_str!("../../../tests/guides/matching-engine/binary_udp.py");
 
 /// The server as the guide runs it (all interfaces), on free ports.
 fn guide_engine(threaded: bool) -> Engine {
@@ -15,27 +35,37 @@ fn guide_engine(threaded: bool) -> Engine {
     start_cmd(cmd)
 }
 
+/// Runs a Python script on stdin-free `python3 -c`, returning its standard output.
+fn python(script: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn udp_nc_order_gets_ack_and_top_of_book() {
     for threaded in [false, true] {
         let e = guide_engine(threaded);
-        let port = e.udp().port();
-        let out = sh(&format!(
-            "echo \"N, 1, IBM, 10000, 100, B, 1\" | nc -u -w1 localhost {port}"
-        ));
+        let out = sh(&guide_snippet(UDP_ORDER, &e));
         assert_eq!(
             out, "A, IBM, 1, 1\nB, IBM, B, 10000, 100\n",
             "threaded={threaded}"
         );
         // The guide's cancel and flush checks.
-        let out = sh(&format!(
-            "echo \"C, 1, 1, IBM\" | nc -u -w1 localhost {port}"
-        ));
+        let out = sh(&guide_snippet(UDP_CANCEL, &e));
         assert_eq!(
             out, "C, IBM, 1, 1\nB, IBM, B, -, -\n",
             "threaded={threaded}"
         );
-        let out = sh(&format!("echo \"F\" | nc -u -w1 localhost {port}"));
+        let out = sh(&guide_snippet(UDP_FLUSH, &e));
         assert_eq!(out, "", "flush of empty books prints nothing");
     }
 }
@@ -43,56 +73,15 @@ fn udp_nc_order_gets_ack_and_top_of_book() {
 #[test]
 fn nc_z_health_check_succeeds() {
     let e = guide_engine(true);
-    let port = e.tcp().port();
-    assert_eq!(
-        sh(&format!(
-            "nc -z localhost {port} && echo \"TCP OK\" || echo \"TCP FAIL\""
-        )),
-        "TCP OK\n"
-    );
+    assert_eq!(sh(&guide_snippet(TCP_HEALTH, &e)), "TCP OK\n");
 }
 
 #[test]
 fn python_tcp_client_reads_framed_ack() {
     for threaded in [false, true] {
         let e = guide_engine(threaded);
-        let port = e.tcp().port();
-        // The guide's send_tcp_order, verbatim apart from the port.
-        let script = format!(
-            r#"
-import socket
-import struct
-
-def send_tcp_order(host, port, msg):
-    """Send order with 4-byte big-endian length prefix."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.connect((host, port))
-    sock.send(struct.pack('>I', len(msg)) + msg)
-    
-    # Read response
-    length = struct.unpack('>I', sock.recv(4))[0]
-    response = sock.recv(length)
-    sock.close()
-    return response
-
-# Send buy order
-msg = b"N, 1, AAPL, 15000, 100, B, 1\n"
-response = send_tcp_order('localhost', {port}, msg)
-print(f"Response: {{response.decode()}}")
-"#
-        );
-        let out = std::process::Command::new("python3")
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         assert_eq!(
-            String::from_utf8(out.stdout).unwrap(),
+            python(&guide_snippet(SEND_TCP_ORDER, &e)),
             "Response: A, AAPL, 1, 1\n\n",
             "threaded={threaded}"
         );
@@ -102,69 +91,15 @@ print(f"Response: {{response.decode()}}")
 #[test]
 fn python_quick_start_tcp_and_binary_udp_scripts_run() {
     let e = guide_engine(true);
-    let (tcp, udp) = (e.tcp().port(), e.udp().port());
-    let quick = format!(
-        r#"
-import socket, struct
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.connect(('localhost', {tcp}))
-msg = b'N, 1, IBM, 10000, 100, B, 1\n'
-s.send(struct.pack('>I', len(msg)) + msg)
-print('Sent order, check container logs')
-s.close()
-"#
-    );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(&quick)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        sh(&guide_snippet(TCP_QUICK, &e)),
         "Sent order, check container logs\n"
     );
 
-    // The guide's binary UDP script, extended by one recvfrom to check the binary answer.
-    let binary = format!(
-        r#"
-import socket
-import struct
-
-def make_binary_order(user_id, symbol, price, qty, side, order_id):
-    """Create binary new order (27 bytes, big-endian)."""
-    return struct.pack(
-        '>BB I 8s I I B I',
-        0x4D,                              # magic
-        ord('N'),                          # msg_type
-        user_id,
-        symbol.encode().ljust(8, b'\x00'),
-        price,
-        qty,
-        ord(side),
-        order_id
-    )
-
-sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-msg = make_binary_order(1, "AAPL", 15000, 100, 'B', 1)
-sock.sendto(msg, ('localhost', {udp}))
-print(f"Sent {{len(msg)}} bytes: {{msg.hex()}}")
-sock.settimeout(20)
-print(sock.recvfrom(100)[0].hex())
-print(sock.recvfrom(100)[0].hex())
-"#
-    );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(&binary)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    // The guide's binary UDP script, extended by two recvfrom to check the binary answers.
+    let binary = guide_snippet(BINARY_UDP, &e)
+        + "sock.settimeout(20)\nprint(sock.recvfrom(100)[0].hex())\nprint(sock.recvfrom(100)[0].hex())\n";
+    let text = python(&binary);
     let lines: Vec<&str> = text.lines().collect();
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     assert_eq!(

@@ -1,0 +1,1 @@
+nc -z localhost 1234 && echo "TCP OK" || echo "TCP FAIL"

@@ -1,0 +1,1 @@
+echo "C, 1, 1, IBM" | nc -u -w1 localhost 1235

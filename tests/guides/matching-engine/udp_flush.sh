@@ -1,0 +1,1 @@
+echo "F" | nc -u -w1 localhost 1235
