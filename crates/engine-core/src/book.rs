@@ -96,6 +96,8 @@ pub(crate) struct Book {
     pub sides: [Vec<Level>; 2],
     /// Resting orders on both sides.
     pub orders: usize,
+    /// True while the book is on the engine's list of emptied books to reclaim.
+    pub listed: bool,
 }
 
 impl Book {
@@ -105,6 +107,7 @@ impl Book {
             symbol,
             sides: [Vec::new(), Vec::new()],
             orders: 0,
+            listed: false,
         }
     }
 

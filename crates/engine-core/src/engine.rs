@@ -1,4 +1,5 @@
-//! The multi-symbol engine: one order book per symbol, created on first use.
+//! The multi-symbol engine: one order book per symbol, created when an order first rests on
+//! it and reclaimed for another symbol once it is empty.
 //!
 //! The server drives it through `Engine::new`, `Engine::process`,
 //! `Engine::cancel_client_orders`, `Engine::owns_order`, the `Sink` trait and the `Route` enum;
@@ -17,6 +18,7 @@ use crate::message::{
     CancelOrder, InputMsg, NewOrder, OrderId, OutputMsg, Price, Qty, RejectReason, Side, Symbol,
     UserId,
 };
+use crate::users::{Count, UserHoldings};
 
 /// Opaque id of the client (connection) that sent a message; resting orders remember it so
 /// that trades and cancels can be routed to their owners. Single-client users pass 0.
@@ -57,6 +59,13 @@ impl Sink for Vec<OutputMsg> {
 /// Default of [`EngineConfig::max_orders_per_user`].
 pub const DEFAULT_MAX_ORDERS_PER_USER: usize = 100_000;
 
+/// Default of [`EngineConfig::max_symbols`].
+pub const DEFAULT_MAX_SYMBOLS: usize = 4096;
+
+/// Default of [`EngineConfig::max_symbols_per_user`]: a quarter of the symbol table, so that
+/// no single user can hold every book.
+pub const DEFAULT_MAX_SYMBOLS_PER_USER: usize = DEFAULT_MAX_SYMBOLS / 4;
+
 /// Capacity limits; hitting one is a reject, never a panic or an unbounded allocation.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -64,12 +73,18 @@ pub struct EngineConfig {
     pub max_orders_per_book: usize,
     /// Distinct price levels per side of a book (reject 9 beyond).
     pub max_levels_per_book: usize,
-    /// Number of books (reject 6 "pool exhausted" for a new symbol beyond).
+    /// Number of books (reject 6 "pool exhausted" for an order that would rest on a symbol
+    /// without a book when every book holds orders). Only an order that rests needs a book, and
+    /// an empty book is reclaimed for another symbol.
     pub max_symbols: usize,
     /// Resting orders per user, across all books (reject 6 "pool exhausted" for an order that
     /// would rest beyond). An order that is filled completely needs no slot; a fill or a cancel
     /// frees one.
     pub max_orders_per_user: usize,
+    /// Books in which one user may have resting orders at once (reject 6 "pool exhausted" for
+    /// an order that would rest in one more); keeps one user from holding the whole symbol
+    /// table.
+    pub max_symbols_per_user: usize,
 }
 
 impl Default for EngineConfig {
@@ -77,8 +92,9 @@ impl Default for EngineConfig {
         EngineConfig {
             max_orders_per_book: 1 << 20,
             max_levels_per_book: 1 << 16,
-            max_symbols: 4096,
+            max_symbols: DEFAULT_MAX_SYMBOLS,
             max_orders_per_user: DEFAULT_MAX_ORDERS_PER_USER,
+            max_symbols_per_user: DEFAULT_MAX_SYMBOLS_PER_USER,
         }
     }
 }
@@ -101,25 +117,28 @@ pub struct Engine {
     arena: Arena,
     /// (user << 32 | user order id) to arena slot, for every resting order.
     index: OrderIndex,
-    /// Resting orders per user (users with none have no entry), for `max_orders_per_user`.
-    user_orders: FxHashMap<UserId, u32>,
+    /// Resting orders and books held per user, for the per-user caps.
+    holdings: UserHoldings,
+    /// Books that became empty, to reclaim for a new symbol once `max_symbols` books exist
+    /// (each listed at most once, see `Book::listed`; one may have been refilled since, which
+    /// reclaiming skips).
+    emptied: Vec<u32>,
+}
+
+/// How much of a user's holdings lie in *other* engines (threaded servers, which spread the
+/// books over several engines); counted against the per-user caps with this engine's own.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct Elsewhere {
+    /// The user's resting orders in the other engines.
+    pub orders: usize,
+    /// Books of the other engines holding the user's resting orders.
+    pub symbols: usize,
 }
 
 /// Key of an order in the order index.
 #[inline]
 fn order_key(user: UserId, user_order_id: OrderId) -> u64 {
     (u64::from(user) << 32) | u64::from(user_order_id)
-}
-
-/// One order of `user` stopped resting.
-#[inline]
-fn user_order_gone(user_orders: &mut FxHashMap<UserId, u32>, user: UserId) {
-    if let Some(n) = user_orders.get_mut(&user) {
-        *n -= 1;
-        if *n == 0 {
-            user_orders.remove(&user);
-        }
-    }
 }
 
 /// Hash key of a symbol.
@@ -162,7 +181,8 @@ impl Engine {
             ordered: BTreeMap::new(),
             arena: Arena::default(),
             index: OrderIndex::default(),
-            user_orders: FxHashMap::default(),
+            holdings: UserHoldings::default(),
+            emptied: Vec::new(),
         }
     }
 
@@ -229,29 +249,83 @@ impl Engine {
         self.index.len()
     }
 
-    /// Number of orders of `user` resting in all books of this engine.
+    /// Number of orders of `user` resting in all books of this engine. (Walks every resting
+    /// order unless the engine is counting them for the cap: see `users.rs`.)
     pub fn user_resting_orders(&self, user: UserId) -> usize {
-        self.user_orders.get(&user).map_or(0, |&n| n as usize)
+        if self.holdings.counting(Count::Orders) {
+            return self.holdings.orders(user);
+        }
+        let mut n = 0;
+        self.each_resting(|_, u| n += usize::from(u == user));
+        n
+    }
+
+    /// Number of books of this engine in which `user` has resting orders. (Walks every
+    /// resting order unless the engine is counting them for the cap.)
+    pub fn user_symbols(&self, user: UserId) -> usize {
+        if self.holdings.counting(Count::Books) {
+            return self.holdings.books(user);
+        }
+        let mut books: Vec<usize> = Vec::new();
+        self.each_resting(|b, u| {
+            if u == user && books.last() != Some(&b) {
+                books.push(b);
+            }
+        });
+        books.dedup();
+        books.len()
+    }
+
+    /// Calls `f(book, user)` for every resting order, book by book.
+    fn each_resting(&self, mut f: impl FnMut(usize, UserId)) {
+        for (b, book) in self.books.iter().enumerate() {
+            for level in book.sides.iter().flatten() {
+                let mut slot = level.head;
+                while slot != NIL {
+                    let node = self.arena.get(slot);
+                    f(b, node.user);
+                    slot = node.next;
+                }
+            }
+        }
+    }
+
+    /// Starts counting `what` per user, with one pass over the resting orders (see `users.rs`:
+    /// counting is lazy).
+    #[cold]
+    fn start_counting(&mut self, what: Count) {
+        let mut resting = Vec::with_capacity(self.index.len());
+        self.each_resting(|b, u| resting.push((b, u)));
+        self.holdings.start(what);
+        for (b, u) in resting {
+            self.holdings.count_resting(what, u, b);
+        }
+    }
+
+    /// Number of symbols that have a book (holding orders, or emptied and not reclaimed yet);
+    /// at most `max_symbols`.
+    pub fn books(&self) -> usize {
+        self.books.len()
     }
 
     /// Processes one input message from `origin`, emitting its output lines in spec order.
     pub fn process<S: Sink>(&mut self, origin: ClientId, msg: &InputMsg, sink: &mut S) {
-        self.process_with_elsewhere(origin, msg, 0, sink);
+        self.process_with_elsewhere(origin, msg, Elsewhere::default(), sink);
     }
 
     /// [`Engine::process`] for a server that spreads the books over several engines (threaded
-    /// mode): `user_orders_elsewhere` is how many orders the new order's user has resting in
-    /// the *other* engines, counted against `max_orders_per_user` with this engine's own. Only
-    /// a new order looks at it; 0 makes this exactly [`Engine::process`].
+    /// mode): `elsewhere` is what the new order's user holds in the *other* engines, counted
+    /// against `max_orders_per_user` and `max_symbols_per_user` with this engine's own. Only a
+    /// new order looks at it; the default (nothing) makes this exactly [`Engine::process`].
     pub fn process_with_elsewhere<S: Sink>(
         &mut self,
         origin: ClientId,
         msg: &InputMsg,
-        user_orders_elsewhere: usize,
+        elsewhere: Elsewhere,
         sink: &mut S,
     ) {
         match msg {
-            InputMsg::New(order) => self.new_order(origin, order, user_orders_elsewhere, sink),
+            InputMsg::New(order) => self.new_order(origin, order, elsewhere, sink),
             InputMsg::Cancel(cancel) => self.cancel(cancel, sink),
             InputMsg::Flush => self.flush(sink),
         }
@@ -280,7 +354,7 @@ impl Engine {
                         if node.client == client {
                             unlink_in_level(&mut levels[i], &mut self.arena, slot);
                             self.index.remove(order_key(node.user, node.oid));
-                            user_order_gone(&mut self.user_orders, node.user);
+                            self.holdings.gone(node.user, b as usize);
                             self.arena.free(slot);
                             book.orders -= 1;
                             let msg = OutputMsg::CancelAck {
@@ -298,6 +372,7 @@ impl Engine {
                 }
             }
             emit_top_changes(book, before, sink);
+            note_if_empty(book, b, &mut self.emptied);
         }
     }
 
@@ -307,33 +382,55 @@ impl Engine {
         self.index.contains_key(order_key(user, user_order_id))
     }
 
-    /// Index of the book for `symbol`, creating it; `None` when the symbol limit is reached.
-    #[inline]
-    fn book_for(&mut self, symbol: Symbol) -> Option<usize> {
-        let key = symbol_key(&symbol);
-        if let Some(&b) = self.by_symbol.get(&key) {
-            return Some(b as usize);
+    /// True when a book can be had for a symbol that has none: the table is not full, or an
+    /// emptied book is waiting to be reclaimed. Drops listed books that were refilled.
+    fn book_available(&mut self) -> bool {
+        if self.books.len() < self.config.max_symbols.min((u32::MAX >> 1) as usize) {
+            return true;
         }
-        if self.books.len() >= self.config.max_symbols
-            || self.books.len() >= (u32::MAX >> 1) as usize
-        {
-            return None;
+        while let Some(&b) = self.emptied.last() {
+            let book = &mut self.books[b as usize];
+            if book.orders == 0 {
+                return true;
+            }
+            book.listed = false;
+            self.emptied.pop();
         }
-        let b = self.books.len();
-        self.books.push(Book::new(symbol));
-        self.by_symbol.insert(key, b as u32);
+        false
+    }
+
+    /// A book for `symbol`, which has none: a new one, or an emptied one reclaimed from its old
+    /// symbol (nothing rests in it, so no order node refers to it). The caller has checked
+    /// [`Engine::book_available`].
+    fn open_book(&mut self, symbol: Symbol) -> usize {
+        let b = if self.books.len() < self.config.max_symbols.min((u32::MAX >> 1) as usize) {
+            self.books.push(Book::new(symbol));
+            self.books.len() - 1
+        } else {
+            let b = self.emptied.pop().map_or(0, |b| b as usize);
+            let book = &mut self.books[b];
+            debug_assert_eq!(book.orders, 0, "reclaiming a book that holds orders");
+            self.by_symbol.remove(&symbol_key(&book.symbol));
+            self.ordered.remove(&book.symbol);
+            book.symbol = symbol;
+            book.listed = false;
+            b
+        };
+        self.by_symbol.insert(symbol_key(&symbol), b as u32);
         self.ordered.insert(symbol, b as u32);
-        Some(b)
+        b
     }
 
     /// Checks in the documented order (docs/engine.md): symbol (1), order id (10),
-    /// quantity (2), price (3), duplicate (5), symbol pool (6), then for an order that would
-    /// rest the user's cap (6), book capacity (9) and the arena (6).
+    /// quantity (2), price (3), duplicate (5), then for an order that would rest the user's
+    /// caps on orders and symbols (6), book capacity (9), a book for a new symbol (6) and the
+    /// arena (6). An order that does not rest needs no book: a market order on a symbol
+    /// without one is acknowledged and dropped.
     fn new_order<S: Sink>(
         &mut self,
         origin: ClientId,
         o: &NewOrder,
-        user_orders_elsewhere: usize,
+        elsewhere: Elsewhere,
         sink: &mut S,
     ) {
         let reject = |reason: RejectReason, sink: &mut S| {
@@ -361,26 +458,67 @@ impl Engine {
         if self.index.contains_key(key) {
             return reject(RejectReason::DuplicateOrderId, sink);
         }
-        let Some(b) = self.book_for(o.symbol) else {
-            return reject(RejectReason::PoolExhausted, sink);
-        };
+        // Counting per user stops once the totals answer the checks again (and the pass that
+        // started it is paid for).
+        self.holdings.stop_if_idle(
+            Count::Orders,
+            self.index.len() >= self.config.max_orders_per_user / 2,
+        );
+        self.holdings.stop_if_idle(
+            Count::Books,
+            self.books.len() >= self.config.max_symbols_per_user / 2,
+        );
         let side = o.side;
         let s = side_index(side);
-        let book = &mut self.books[b];
+        let found = self
+            .by_symbol
+            .get(&symbol_key(&o.symbol))
+            .map(|&b| b as usize);
+        let Some(b) = found else {
+            // No book: nothing to trade against. A market order ends here (it never rests);
+            // a limit order rests in a new book.
+            if o.price != 0 {
+                let (user_full, symbols_full) = self.user_full(o.user, None, elsewhere);
+                let no_book_room =
+                    self.config.max_orders_per_book == 0 || self.config.max_levels_per_book == 0;
+                if user_full || symbols_full {
+                    return reject(RejectReason::PoolExhausted, sink);
+                }
+                if no_book_room {
+                    return reject(RejectReason::BookFull, sink);
+                }
+                if !self.book_available() || self.arena.is_full() {
+                    return reject(RejectReason::PoolExhausted, sink);
+                }
+            }
+            sink.emit(
+                &OutputMsg::Ack {
+                    symbol: o.symbol,
+                    user: o.user,
+                    user_order_id: o.user_order_id,
+                },
+                Route::Origin,
+            );
+            if o.price != 0 {
+                let b = self.open_book(o.symbol);
+                self.rest(origin, o, o.qty, b);
+                emit_top_changes(&self.books[b], [None, None], sink);
+            }
+            return;
+        };
         if o.price != 0 {
+            let (user_full, symbols_full) = self.user_full(o.user, Some(b), elsewhere);
+            let book = &self.books[b];
             // Capacity is judged on the book as the order finds it; an order that would be
             // filled completely needs no room and is never rejected for lack of it.
             let no_order_room = book.orders >= self.config.max_orders_per_book;
             let no_level_room = book.sides[s].len() >= self.config.max_levels_per_book
                 && find_level(&book.sides[s], level_key(side, o.price)).is_err();
             let no_slot = self.arena.is_full();
-            let user_resting = self.user_orders.get(&o.user).map_or(0, |&n| n as usize);
-            let user_full = user_resting.saturating_add(user_orders_elsewhere)
-                >= self.config.max_orders_per_user;
-            if (user_full || no_order_room || no_level_room || no_slot)
+            if (user_full || symbols_full || no_order_room || no_level_room || no_slot)
                 && !book.would_fill(side, o.price, o.qty)
             {
-                let reason = if user_full || no_slot {
+                let reason = if user_full || symbols_full || no_slot {
                     RejectReason::PoolExhausted
                 } else {
                     RejectReason::BookFull
@@ -389,6 +527,7 @@ impl Engine {
             }
         }
 
+        let book = &mut self.books[b];
         let before = book.tops();
         sink.emit(
             &OutputMsg::Ack {
@@ -406,6 +545,7 @@ impl Engine {
             symbol,
             sides,
             orders,
+            ..
         } = book;
         let opp = &mut sides[1 - s];
         while remaining > 0 {
@@ -455,9 +595,9 @@ impl Engine {
                 };
                 if node.qty == 0 {
                     let next = node.next;
-                    let filled_key = order_key(node.user, node.oid);
-                    self.index.remove(filled_key);
-                    user_order_gone(&mut self.user_orders, node.user);
+                    let filled_user = node.user;
+                    self.index.remove(order_key(filled_user, node.oid));
+                    self.holdings.gone(filled_user, b);
                     self.arena.free(slot);
                     *orders -= 1;
                     level.head = next;
@@ -479,21 +619,60 @@ impl Engine {
 
         // A limit order's remainder rests; a market order's is dropped.
         if remaining > 0 && o.price != 0 {
-            let slot = self.arena.alloc(Node {
-                user: o.user,
-                oid: o.user_order_id,
-                qty: remaining,
-                client: origin,
-                price: o.price,
-                prev: NIL,
-                next: NIL,
-                book_side: Node::pack(b, side),
-            });
-            self.index.insert(key, slot);
-            *self.user_orders.entry(o.user).or_insert(0) += 1;
-            book.rest(&mut self.arena, slot, side, o.price, remaining);
+            self.rest(origin, o, remaining, b);
         }
+        let book = &mut self.books[b];
         emit_top_changes(book, before, sink);
+        note_if_empty(book, b as u32, &mut self.emptied);
+    }
+
+    /// Whether `user` is at its cap on resting orders, and on books holding them (only when
+    /// the order would rest in a book where the user has none yet: `book` is `None` for a
+    /// symbol without a book). While the engine holds fewer orders (books) than a cap, that
+    /// total answers the check and nothing is counted per user.
+    #[inline]
+    fn user_full(
+        &mut self,
+        user: UserId,
+        book: Option<usize>,
+        elsewhere: Elsewhere,
+    ) -> (bool, bool) {
+        let (max_orders, max_symbols) = (
+            self.config.max_orders_per_user,
+            self.config.max_symbols_per_user,
+        );
+        let orders_full = self.index.len().saturating_add(elsewhere.orders) >= max_orders && {
+            if !self.holdings.counting(Count::Orders) {
+                self.start_counting(Count::Orders);
+            }
+            self.holdings.orders(user).saturating_add(elsewhere.orders) >= max_orders
+        };
+        let symbols_full = self.books.len().saturating_add(elsewhere.symbols) >= max_symbols && {
+            if !self.holdings.counting(Count::Books) {
+                self.start_counting(Count::Books);
+            }
+            self.holdings.books(user).saturating_add(elsewhere.symbols) >= max_symbols
+                && !book.is_some_and(|b| self.holdings.holds(user, b))
+        };
+        (orders_full, symbols_full)
+    }
+
+    /// Rests `qty` of order `o` (from `origin`) in book `b`, at the tail of its price level.
+    #[inline]
+    fn rest(&mut self, origin: ClientId, o: &NewOrder, qty: Qty, b: usize) {
+        let slot = self.arena.alloc(Node {
+            user: o.user,
+            oid: o.user_order_id,
+            qty,
+            client: origin,
+            price: o.price,
+            prev: NIL,
+            next: NIL,
+            book_side: Node::pack(b, o.side),
+        });
+        self.index.insert(order_key(o.user, o.user_order_id), slot);
+        self.holdings.rested(o.user, b);
+        self.books[b].rest(&mut self.arena, slot, o.side, o.price, qty);
     }
 
     /// Cancels one resting order named by (user, user order id) and optionally its symbol.
@@ -526,7 +705,7 @@ impl Engine {
         let before = book.tops();
         book.unlink(&mut self.arena, slot);
         self.arena.free(slot);
-        user_order_gone(&mut self.user_orders, c.user);
+        self.holdings.gone(c.user, b);
         sink.emit(
             &OutputMsg::CancelAck {
                 symbol: book.symbol,
@@ -536,6 +715,7 @@ impl Engine {
             Route::Origin,
         );
         emit_top_changes(book, before, sink);
+        note_if_empty(book, b as u32, &mut self.emptied);
     }
 
     /// Cancels every resting order: books in symbol order; bids best to worst then asks best
@@ -567,8 +747,20 @@ impl Engine {
             }
             book.orders = 0;
             emit_top_changes(book, before, sink);
+            note_if_empty(book, b, &mut self.emptied);
         }
-        self.user_orders.clear();
+        self.holdings.clear();
+    }
+}
+
+/// Lists book `b` for reclaiming when nothing rests in it any more (once: a listed book that is
+/// refilled and emptied again stays listed). Its last top-of-book lines have been emitted; a
+/// reclaimed book starts empty, exactly as this one is, so reclaiming is invisible on the wire.
+#[inline]
+fn note_if_empty(book: &mut Book, b: u32, emptied: &mut Vec<u32>) {
+    if book.orders == 0 && !book.listed {
+        book.listed = true;
+        emptied.push(b);
     }
 }
 
@@ -792,7 +984,15 @@ mod tests {
         out.clear();
         e.process(0, &new(3, "IBM", 5, 1, Side::Buy, 1), &mut out);
         let msg = new(3, "IBM", 5, 1, Side::Buy, 2);
-        e.process_with_elsewhere(0, &msg, 1, &mut out);
+        e.process_with_elsewhere(
+            0,
+            &msg,
+            Elsewhere {
+                orders: 1,
+                symbols: 0,
+            },
+            &mut out,
+        );
         assert_eq!(reject_reasons(&out), [(3, 2, RejectReason::PoolExhausted)]);
         // Disconnect and flush free every slot.
         e.cancel_client_orders(0, &mut out);
@@ -801,6 +1001,184 @@ mod tests {
         e.process(0, &InputMsg::Flush, &mut out);
         assert_eq!(e.user_resting_orders(1), 0);
         assert_eq!(e.resting_orders(), 0);
+    }
+
+    fn cancel(user: u32, oid: u32) -> InputMsg {
+        InputMsg::Cancel(CancelOrder {
+            user,
+            symbol: None,
+            user_order_id: oid,
+        })
+    }
+
+    #[test]
+    fn orders_that_do_not_rest_take_no_symbol_slot() {
+        // Issue 14: 4,096 market orders on made-up symbols filled the table for good.
+        let mut e = Engine::new(EngineConfig::default());
+        let mut out = Vec::new();
+        for i in 0..DEFAULT_MAX_SYMBOLS as u32 {
+            let msg = new(666, &format!("S{i:05}"), 0, 1, Side::Buy, 1);
+            e.process(0, &msg, &mut out);
+        }
+        assert_eq!(e.books(), 0);
+        assert!(out.iter().all(|m| matches!(m, OutputMsg::Ack { .. })));
+        assert_eq!(out.len(), DEFAULT_MAX_SYMBOLS);
+        out.clear();
+        e.process(0, &new(1, "NEW", 10, 5, Side::Buy, 1), &mut out);
+        assert_eq!(reject_reasons(&out), []);
+        assert_eq!(e.top_of_book(sym("NEW"), Side::Buy), Some((10, 5)));
+        // A limit order filled completely on an existing book takes no slot either.
+        let config = EngineConfig {
+            max_symbols: 1,
+            ..EngineConfig::default()
+        };
+        let mut e = Engine::new(config);
+        e.process(0, &new(1, "IBM", 10, 5, Side::Buy, 1), &mut out);
+        out.clear();
+        e.process(0, &new(2, "AAPL", 0, 5, Side::Sell, 1), &mut out);
+        e.process(0, &new(2, "IBM", 10, 5, Side::Sell, 2), &mut out);
+        assert_eq!(reject_reasons(&out), []);
+        assert_eq!(e.books(), 1);
+    }
+
+    #[test]
+    fn an_emptied_book_is_reclaimed_for_a_new_symbol_after_its_last_top_of_book() {
+        let config = EngineConfig {
+            max_symbols: 2,
+            ..EngineConfig::default()
+        };
+        let mut e = Engine::new(config);
+        let mut out = Vec::new();
+        e.process(0, &new(1, "IBM", 10, 5, Side::Buy, 1), &mut out);
+        e.process(0, &new(1, "AAPL", 20, 5, Side::Sell, 2), &mut out);
+        out.clear();
+        // Both books hold orders: no slot for a third symbol (a market order needs none).
+        e.process(0, &new(2, "MSFT", 30, 1, Side::Buy, 1), &mut out);
+        e.process(0, &new(2, "MSFT", 0, 1, Side::Buy, 2), &mut out);
+        assert_eq!(reject_reasons(&out), [(2, 1, RejectReason::PoolExhausted)]);
+        assert_eq!(out.len(), 2);
+        // IBM empties by a trade: its last top of book says so; the slot is then free.
+        out.clear();
+        e.process(0, &new(2, "IBM", 10, 5, Side::Sell, 3), &mut out);
+        assert_eq!(
+            out.last(),
+            Some(&OutputMsg::TopOfBook {
+                symbol: sym("IBM"),
+                side: Side::Buy,
+                level: None
+            })
+        );
+        out.clear();
+        e.process(0, &new(2, "MSFT", 30, 1, Side::Buy, 4), &mut out);
+        assert_eq!(
+            out,
+            [
+                OutputMsg::Ack {
+                    symbol: sym("MSFT"),
+                    user: 2,
+                    user_order_id: 4
+                },
+                OutputMsg::TopOfBook {
+                    symbol: sym("MSFT"),
+                    side: Side::Buy,
+                    level: Some((30, 1))
+                }
+            ]
+        );
+        assert_eq!(e.books(), 2);
+        assert_eq!(e.top_of_book(sym("IBM"), Side::Buy), None);
+        // IBM comes back once MSFT empties (by a cancel this time), as a fresh book.
+        e.process(0, &cancel(2, 4), &mut out);
+        out.clear();
+        e.process(0, &new(3, "IBM", 9, 2, Side::Buy, 1), &mut out);
+        assert_eq!(reject_reasons(&out), []);
+        assert_eq!(e.top_of_book(sym("IBM"), Side::Buy), Some((9, 2)));
+        assert_eq!(e.top_of_book(sym("MSFT"), Side::Buy), None);
+        // A flush empties every book; flushing again prints nothing.
+        out.clear();
+        e.process(0, &InputMsg::Flush, &mut out);
+        assert_eq!(out.len(), 4, "{out:?}");
+        out.clear();
+        e.process(0, &InputMsg::Flush, &mut out);
+        assert_eq!(out, []);
+        e.process(0, &new(3, "GOOG", 9, 2, Side::Buy, 2), &mut out);
+        e.process(0, &new(3, "TSLA", 9, 2, Side::Buy, 3), &mut out);
+        assert_eq!(reject_reasons(&out), []);
+    }
+
+    #[test]
+    fn books_holding_one_users_orders_are_capped() {
+        let config = EngineConfig {
+            max_symbols_per_user: 2,
+            ..EngineConfig::default()
+        };
+        let mut e = Engine::new(config);
+        let mut out = Vec::new();
+        e.process(0, &new(1, "IBM", 10, 5, Side::Buy, 1), &mut out);
+        e.process(0, &new(1, "AAPL", 10, 5, Side::Buy, 2), &mut out);
+        out.clear();
+        // A third symbol: 6. More orders in a book it holds already: fine.
+        e.process(0, &new(1, "MSFT", 10, 5, Side::Buy, 3), &mut out);
+        e.process(0, &new(1, "IBM", 9, 5, Side::Buy, 4), &mut out);
+        assert_eq!(reject_reasons(&out), [(1, 3, RejectReason::PoolExhausted)]);
+        assert_eq!((e.user_symbols(1), e.user_resting_orders(1)), (2, 3));
+        // Others are not affected, and an order that does not rest needs no book.
+        e.process(0, &new(2, "MSFT", 10, 5, Side::Sell, 1), &mut out);
+        out.clear();
+        e.process(0, &new(1, "MSFT", 10, 5, Side::Buy, 5), &mut out);
+        e.process(0, &new(1, "TSLA", 0, 5, Side::Buy, 6), &mut out);
+        assert_eq!(reject_reasons(&out), []);
+        // Leaving a book (cancelling the only order there) frees it.
+        e.process(0, &cancel(1, 2), &mut out);
+        out.clear();
+        e.process(0, &new(1, "GOOG", 10, 5, Side::Buy, 7), &mut out);
+        assert_eq!(reject_reasons(&out), []);
+        // Books held in other engines count too (threaded servers).
+        out.clear();
+        let msg = new(3, "IBM", 5, 1, Side::Buy, 1);
+        e.process(0, &msg, &mut out);
+        let elsewhere = Elsewhere {
+            orders: 0,
+            symbols: 2,
+        };
+        e.process_with_elsewhere(0, &new(3, "AAPL", 5, 1, Side::Buy, 2), elsewhere, &mut out);
+        e.process_with_elsewhere(0, &new(3, "IBM", 4, 1, Side::Buy, 3), elsewhere, &mut out);
+        assert_eq!(reject_reasons(&out), [(3, 2, RejectReason::PoolExhausted)]);
+    }
+
+    #[test]
+    fn per_user_counting_starts_only_near_a_cap_and_stops_when_paid_for() {
+        let config = EngineConfig {
+            max_orders_per_user: 4,
+            ..EngineConfig::default()
+        };
+        let mut e = Engine::new(config);
+        let mut out = Vec::new();
+        // Fewer resting orders in all than the cap: nothing is counted.
+        for u in 1..=4 {
+            e.process(0, &new(u, "IBM", 10, 1, Side::Buy, 1), &mut out);
+        }
+        assert!(!e.holdings.counting(Count::Orders));
+        // Now the total reaches the cap: counting starts, with what rests already.
+        e.process(0, &new(1, "IBM", 10, 1, Side::Buy, 2), &mut out);
+        assert!(e.holdings.counting(Count::Orders));
+        assert_eq!(e.user_resting_orders(1), 2);
+        for oid in 3..5 {
+            e.process(0, &new(1, "IBM", 10, 1, Side::Buy, oid), &mut out);
+        }
+        out.clear();
+        e.process(0, &new(1, "IBM", 10, 1, Side::Buy, 9), &mut out);
+        assert_eq!(reject_reasons(&out), [(1, 9, RejectReason::PoolExhausted)]);
+        // Far below the cap again, counting stops once it has paid for its starting pass.
+        e.process(0, &InputMsg::Flush, &mut out);
+        let mut oid = 100;
+        while e.holdings.counting(Count::Orders) {
+            oid += 1;
+            assert!(oid < 1000, "counting never stopped");
+            e.process(0, &new(7, "IBM", 10, 1, Side::Buy, oid), &mut out);
+            e.process(0, &cancel(7, oid), &mut out);
+        }
+        assert_eq!(e.user_resting_orders(7), 0);
     }
 
     #[test]

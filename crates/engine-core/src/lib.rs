@@ -10,8 +10,12 @@ pub mod engine;
 mod index;
 pub mod message;
 pub mod replay;
+mod users;
 
-pub use engine::{ClientId, Engine, EngineConfig, Route, Sink, DEFAULT_MAX_ORDERS_PER_USER};
+pub use engine::{
+    ClientId, Elsewhere, Engine, EngineConfig, Route, Sink, DEFAULT_MAX_ORDERS_PER_USER,
+    DEFAULT_MAX_SYMBOLS, DEFAULT_MAX_SYMBOLS_PER_USER,
+};
 pub use message::{
     CancelOrder, InputMsg, NewOrder, OrderId, OutputMsg, Price, Qty, RejectReason, Side, Symbol,
     UserId,

@@ -106,6 +106,22 @@ impl Model {
         })
     }
 
+    /// Books holding orders (an empty one holds no symbol slot: the engine reclaims it).
+    fn books_in_use(&self) -> usize {
+        self.books
+            .values()
+            .filter(|b| !b.bids.is_empty() || !b.asks.is_empty())
+            .count()
+    }
+
+    /// Books in which `user` has resting orders.
+    fn user_symbols(&self, user: UserId) -> usize {
+        self.books
+            .values()
+            .filter(|b| b.bids.iter().chain(&b.asks).any(|o| o.user == user))
+            .count()
+    }
+
     /// Orders of `user` resting in any book.
     fn user_orders(&self, user: UserId) -> usize {
         self.books
@@ -163,12 +179,17 @@ impl Model {
         if self.find(o.user, o.user_order_id).is_some() {
             return reject(RejectReason::DuplicateOrderId, out);
         }
-        if !self.books.contains_key(&o.symbol) && self.books.len() >= self.config.max_symbols {
-            return reject(RejectReason::PoolExhausted, out);
-        }
         let config = self.config.clone();
         let user_full = self.user_orders(o.user) >= config.max_orders_per_user;
+        let holds_here = self
+            .books
+            .get(&o.symbol)
+            .is_some_and(|b| b.bids.iter().chain(&b.asks).any(|r| r.user == o.user));
+        let symbols_full = self.user_symbols(o.user) >= config.max_symbols_per_user && !holds_here;
+        // A symbol needs a book (a slot of `max_symbols`) only while orders rest in it.
+        let in_use = self.books_in_use();
         let book = self.books.entry(o.symbol).or_default();
+        let needs_slot = book.bids.is_empty() && book.asks.is_empty();
         if o.price != 0 {
             let orders = book.bids.len() + book.asks.len();
             let own = book.side(o.side);
@@ -183,13 +204,15 @@ impl Model {
                 .filter(|r| crosses(o.side, o.price, r.price))
                 .map(|r| u64::from(r.qty))
                 .sum();
-            if (full || user_full) && fillable < u64::from(o.qty) {
-                let reason = if user_full {
-                    RejectReason::PoolExhausted
-                } else {
-                    RejectReason::BookFull
-                };
-                return reject(reason, out);
+            let would_rest = fillable < u64::from(o.qty);
+            if would_rest && (user_full || symbols_full) {
+                return reject(RejectReason::PoolExhausted, out);
+            }
+            if would_rest && full {
+                return reject(RejectReason::BookFull, out);
+            }
+            if would_rest && needs_slot && in_use >= config.max_symbols {
+                return reject(RejectReason::PoolExhausted, out);
             }
         }
         let before = book.tops();
@@ -427,7 +450,15 @@ fn run(config: EngineConfig, ops: &[Op]) -> Result<(), TestCaseError> {
                 user,
                 i
             );
+            prop_assert_eq!(
+                engine.user_symbols(user),
+                model.user_symbols(user),
+                "user_symbols({}) after step {}",
+                user,
+                i
+            );
         }
+        prop_assert!(engine.books() <= model.config.max_symbols);
         for (sym, book) in &model.books {
             for side in [Side::Buy, Side::Sell] {
                 prop_assert_eq!(engine.top_of_book(*sym, side), book.top(side));
@@ -452,12 +483,14 @@ proptest! {
         max_levels in 1usize..4,
         max_symbols in 1usize..4,
         max_per_user in 1usize..5,
+        max_symbols_per_user in 1usize..4,
     ) {
         let config = EngineConfig {
             max_orders_per_book: max_orders,
             max_levels_per_book: max_levels,
             max_symbols,
             max_orders_per_user: max_per_user,
+            max_symbols_per_user,
         };
         run(config, &ops)?;
     }

@@ -20,13 +20,14 @@
 //! flight; an id reused on another processor makes it wait until everything sent is delivered
 //! (the index is then exact) and reject with code 5 itself when the order still rests.
 //!
-//! Resting orders per user (`EngineConfig::max_orders_per_user`) are capped across all
-//! processors, exactly as one engine would: the same index counts each user's resting orders
-//! per processor, plus its new orders in flight. While that upper bound is below the cap, the
-//! order cannot be over it and goes as usual; otherwise the router waits until everything sent
-//! is delivered and tells the processor how many of the user's orders rest on the others
-//! (`Engine::process_with_elsewhere`), so the engine judges the order (rest or fill, reject 6)
-//! on the exact global count.
+//! Resting orders per user (`EngineConfig::max_orders_per_user`) and the books holding them
+//! (`EngineConfig::max_symbols_per_user`) are capped across all processors, exactly as one
+//! engine would: the same index counts each user's resting orders and symbols per processor,
+//! plus its new orders in flight (each may add one order and one symbol). While those upper
+//! bounds are below the caps, the order cannot be over them and goes as usual; otherwise the
+//! router waits until everything sent is delivered and tells the processor what the user holds
+//! on the others (`Engine::process_with_elsewhere`), so the engine judges the order (rest or
+//! fill, reject 6) on the exact global counts.
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
@@ -37,29 +38,43 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use engine_core::{
-    ClientId, Engine, EngineConfig, InputMsg, OutputMsg, RejectReason, Route, Sink, Symbol,
+    ClientId, Elsewhere, Engine, EngineConfig, InputMsg, OutputMsg, RejectReason, Route, Sink,
+    Symbol,
 };
 use rtrb::{Consumer, Producer, PushError, RingBuffer};
 use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 
 use crate::hub::Hub;
+use crate::server::PREFETCH_AHEAD;
 
 /// Work for a processor.
 enum Job {
     /// Process a message (new order, cancel with symbol, flush).
     Msg { origin: ClientId, msg: InputMsg },
-    /// A new order of a user near its resting-order cap: `elsewhere` of the user's orders
-    /// rest on the other processors.
+    /// A new order of a user near one of its caps: `elsewhere` is what the user holds on the
+    /// other processors.
     NewCounted {
         origin: ClientId,
         msg: InputMsg,
-        elsewhere: usize,
+        elsewhere: Elsewhere,
     },
     /// A cancel without a symbol: process only if this processor owns the order.
     CancelIfOwned { origin: ClientId, msg: InputMsg },
     /// Cancel-on-disconnect for a client.
     Disconnect(ClientId),
+}
+
+impl Job {
+    /// The input message the job matches, if any (for prefetching).
+    fn msg(&self) -> Option<&InputMsg> {
+        match self {
+            Job::Msg { msg, .. } | Job::NewCounted { msg, .. } | Job::CancelIfOwned { msg, .. } => {
+                Some(msg)
+            }
+            Job::Disconnect(_) => None,
+        }
+    }
 }
 
 /// What a processor sends back.
@@ -90,6 +105,7 @@ struct Pending {
 /// Follows a new order through its output to learn whether (and how much of) it rests.
 struct NewTrack {
     key: Key,
+    symbol: Symbol,
     qty: u32,
     market: bool,
     acked: bool,
@@ -125,56 +141,84 @@ pub struct Router {
     inflight_users: FxHashMap<u32, u32>,
     /// The engines' cap on resting orders per user.
     max_orders_per_user: usize,
+    /// The engines' cap on books holding one user's resting orders.
+    max_symbols_per_user: usize,
 }
 
-/// The router's index of resting orders: key -> (processor, remaining quantity), and how many
-/// rest per (user, processor).
+/// A resting order as the router knows it: its processor, remaining quantity and symbol.
+#[derive(Clone, Copy)]
+struct LiveOrder {
+    p: usize,
+    qty: u32,
+    symbol: Symbol,
+}
+
+/// The router's index of resting orders, and what each user holds per processor.
 #[derive(Default)]
 struct Live {
-    orders: FxHashMap<Key, (usize, u32)>,
-    per_user: FxHashMap<(u32, usize), u32>,
+    orders: FxHashMap<Key, LiveOrder>,
+    /// (user, processor) -> (resting orders, symbols holding some).
+    per_user: FxHashMap<(u32, usize), (u32, u32)>,
+    /// (user, symbol) -> resting orders (a symbol lives on one processor).
+    per_symbol: FxHashMap<(u32, Symbol), u32>,
 }
 
 impl Live {
-    fn get(&self, key: &Key) -> Option<&(usize, u32)> {
+    fn get(&self, key: &Key) -> Option<&LiveOrder> {
         self.orders.get(key)
     }
 
-    fn insert(&mut self, key: Key, p: usize, qty: u32) {
-        if let Some((old, _)) = self.orders.insert(key, (p, qty)) {
+    fn insert(&mut self, key: Key, order: LiveOrder) {
+        if let Some(old) = self.orders.insert(key, order) {
             self.user_gone(key.0, old);
         }
-        *self.per_user.entry((key.0, p)).or_insert(0) += 1;
+        let n = self.per_symbol.entry((key.0, order.symbol)).or_insert(0);
+        *n += 1;
+        let new_symbol = *n == 1;
+        let u = self.per_user.entry((key.0, order.p)).or_insert((0, 0));
+        u.0 += 1;
+        u.1 += u32::from(new_symbol);
     }
 
     fn remove(&mut self, key: &Key) {
-        if let Some((p, _)) = self.orders.remove(key) {
-            self.user_gone(key.0, p);
+        if let Some(old) = self.orders.remove(key) {
+            self.user_gone(key.0, old);
         }
     }
 
     /// A trade of `qty` against a resting order.
     fn fill(&mut self, key: &Key, qty: u32) {
         if let Some(l) = self.orders.get_mut(key) {
-            l.1 = l.1.saturating_sub(qty);
-            if l.1 == 0 {
+            l.qty = l.qty.saturating_sub(qty);
+            if l.qty == 0 {
                 self.remove(key);
             }
         }
     }
 
-    fn user_gone(&mut self, user: u32, p: usize) {
-        if let Some(n) = self.per_user.get_mut(&(user, p)) {
+    fn user_gone(&mut self, user: u32, old: LiveOrder) {
+        let mut symbol_gone = false;
+        if let Some(n) = self.per_symbol.get_mut(&(user, old.symbol)) {
             *n -= 1;
             if *n == 0 {
-                self.per_user.remove(&(user, p));
+                self.per_symbol.remove(&(user, old.symbol));
+                symbol_gone = true;
+            }
+        }
+        if let Some(u) = self.per_user.get_mut(&(user, old.p)) {
+            u.0 -= 1;
+            u.1 -= u32::from(symbol_gone);
+            if u.0 == 0 {
+                self.per_user.remove(&(user, old.p));
             }
         }
     }
 
-    /// Orders of `user` resting on processor `p`.
-    fn user_orders(&self, user: u32, p: usize) -> usize {
-        self.per_user.get(&(user, p)).map_or(0, |&n| n as usize)
+    /// What `user` holds on processor `p`: resting orders, and symbols holding them.
+    fn holdings(&self, user: u32, p: usize) -> (usize, usize) {
+        self.per_user
+            .get(&(user, p))
+            .map_or((0, 0), |&(o, s)| (o as usize, s as usize))
     }
 }
 
@@ -198,6 +242,7 @@ impl Router {
         config: EngineConfig,
     ) -> anyhow::Result<Router> {
         let max_orders_per_user = config.max_orders_per_user;
+        let max_symbols_per_user = config.max_symbols_per_user;
         let stop = Arc::new(AtomicBool::new(false));
         let mut procs = Vec::with_capacity(n);
         for i in 0..n {
@@ -228,6 +273,7 @@ impl Router {
             inflight: FxHashMap::default(),
             inflight_users: FxHashMap::default(),
             max_orders_per_user,
+            max_symbols_per_user,
         })
     }
 
@@ -289,6 +335,7 @@ impl Router {
                     *self.inflight_users.entry(key.0).or_insert(0) += 1;
                     NewTrack {
                         key,
+                        symbol: o.symbol,
                         qty: o.qty,
                         market: o.price == 0,
                         acked: false,
@@ -353,7 +400,7 @@ impl Router {
     /// every job sent so far is delivered. That only happens for an order id reused across
     /// processors, so the stall is rare.
     fn resting_elsewhere(&mut self, key: Key, p: usize, hub: &mut Hub) -> bool {
-        let maybe = self.live.get(&key).is_some_and(|l| l.0 != p)
+        let maybe = self.live.get(&key).is_some_and(|l| l.p != p)
             || self.inflight.get(&key).is_some_and(|f| f.0 != p);
         if !maybe {
             return false;
@@ -364,21 +411,23 @@ impl Router {
                 thread::yield_now();
             }
         }
-        self.live.get(&key).is_some_and(|l| l.0 != p)
+        self.live.get(&key).is_some_and(|l| l.p != p)
     }
 
-    /// For a new order of `user` bound for processor `p`: `None` when the user certainly has
-    /// fewer resting orders than the cap (those delivered as resting plus all its new orders in
-    /// flight, an upper bound); otherwise, after waiting until every job sent is delivered, the
-    /// exact number resting on the other processors. The wait only happens for a user near its
-    /// cap.
-    fn user_orders_elsewhere(&mut self, user: u32, p: usize, hub: &mut Hub) -> Option<usize> {
+    /// For a new order of `user` bound for processor `p`: `None` when the user certainly holds
+    /// fewer resting orders and symbols than the caps (those delivered as resting plus one of
+    /// each per new order in flight, upper bounds); otherwise, after waiting until every job
+    /// sent is delivered, exactly what the user holds on the other processors. The wait only
+    /// happens for a user near a cap.
+    fn user_orders_elsewhere(&mut self, user: u32, p: usize, hub: &mut Hub) -> Option<Elsewhere> {
         let n = self.procs.len();
-        let upper = (0..n)
-            .map(|q| self.live.user_orders(user, q))
-            .sum::<usize>()
-            + self.inflight_users.get(&user).map_or(0, |&k| k as usize);
-        if upper < self.max_orders_per_user {
+        let (orders, symbols) = (0..n)
+            .map(|q| self.live.holdings(user, q))
+            .fold((0, 0), |(o, s), (qo, qs)| (o + qo, s + qs));
+        let inflight = self.inflight_users.get(&user).map_or(0, |&k| k as usize);
+        if orders + inflight < self.max_orders_per_user
+            && symbols + inflight < self.max_symbols_per_user
+        {
             return None;
         }
         while !self.fifo.is_empty() {
@@ -387,12 +436,11 @@ impl Router {
                 thread::yield_now();
             }
         }
-        Some(
-            (0..n)
-                .filter(|&q| q != p)
-                .map(|q| self.live.user_orders(user, q))
-                .sum(),
-        )
+        let (orders, symbols) = (0..n)
+            .filter(|&q| q != p)
+            .map(|q| self.live.holdings(user, q))
+            .fold((0, 0), |(o, s), (qo, qs)| (o + qo, s + qs));
+        Some(Elsewhere { orders, symbols })
     }
 
     /// Cancels every resting order of `client` on every processor.
@@ -548,7 +596,14 @@ fn finish_new(
         }
     }
     if n.acked && !n.market && n.filled < n.qty {
-        live.insert(n.key, p, n.qty - n.filled);
+        live.insert(
+            n.key,
+            LiveOrder {
+                p,
+                qty: n.qty - n.filled,
+                symbol: n.symbol,
+            },
+        );
     }
 }
 
@@ -648,9 +703,23 @@ fn processor(
     let mut engine = Engine::new(config);
     let mut since_notify = 0u32;
     let mut idle_since: Option<Instant> = None;
+    // Jobs taken off the queue ahead of the one being matched, so that the engine can prefetch
+    // their memory meanwhile (the index bucket as a job enters, the orders it names two jobs
+    // ahead): with large books that hides most cache misses (docs/performance.md).
+    let mut ahead: VecDeque<Job> = VecDeque::with_capacity(PREFETCH_AHEAD + 1);
     loop {
-        match rx.pop() {
-            Ok(job) => {
+        while ahead.len() <= PREFETCH_AHEAD {
+            let Ok(job) = rx.pop() else { break };
+            if let Some(m) = job.msg() {
+                engine.prefetch(m);
+            }
+            ahead.push_back(job);
+        }
+        match ahead.pop_front() {
+            Some(job) => {
+                if let Some(m) = ahead.get(PREFETCH_AHEAD / 2 - 1).and_then(Job::msg) {
+                    engine.prefetch_orders(m);
+                }
                 idle_since = None;
                 let mut sink = ProcSink {
                     tx: &mut tx,
@@ -675,12 +744,12 @@ fn processor(
                 }
                 sink.push(Out::End);
                 since_notify += 1;
-                if since_notify >= NOTIFY_EVERY || rx.is_empty() {
+                if since_notify >= NOTIFY_EVERY || (ahead.is_empty() && rx.is_empty()) {
                     wake.notify_one();
                     since_notify = 0;
                 }
             }
-            Err(_) => {
+            None => {
                 if stop.load(Ordering::Acquire) {
                     return;
                 }

@@ -43,6 +43,18 @@ impl Sink for HubSink<'_> {
     }
 }
 
+/// Decoded messages are matched in batches of at most this many (those of every complete
+/// frame of one read, or of one burst of datagrams), so that the engine can prefetch ahead.
+const BATCH_MAX: usize = 256;
+
+/// How far ahead of the message being matched the engine's order-index bucket is prefetched
+/// (`Engine::prefetch`); the orders it names are prefetched half as far ahead
+/// (`Engine::prefetch_orders`). The core bench's best distance (docs/performance.md).
+pub const PREFETCH_AHEAD: usize = 4;
+
+/// A decoded message waiting in the batch: its client, and whether the order log shows it.
+type Queued = (ClientId, InputMsg, bool);
+
 /// State owned by the I/O thread.
 pub struct Server {
     hub: Hub,
@@ -50,6 +62,8 @@ pub struct Server {
     cancel_on_disconnect: bool,
     parse_errors: u64,
     io_spin: std::time::Duration,
+    /// Decoded input not matched yet (see [`BATCH_MAX`]); empty between reads.
+    batch: Vec<Queued>,
 }
 
 impl Server {
@@ -63,12 +77,10 @@ impl Server {
         decode_payload(
             payload,
             |msg| {
-                if shown {
-                    self.hub.log_input(id, &msg);
-                } else {
-                    self.hub.count_input();
+                self.batch.push((id, msg, shown));
+                if self.batch.len() >= BATCH_MAX {
+                    self.run_batch();
                 }
-                self.submit(id, msg)
             },
             |e| errors.push(e),
         );
@@ -88,18 +100,41 @@ impl Server {
         }
     }
 
-    fn submit(&mut self, origin: ClientId, msg: InputMsg) {
-        match &mut self.matcher {
-            Matcher::Single(engine) => engine.process(
-                origin,
-                &msg,
-                &mut HubSink {
-                    hub: &mut self.hub,
-                    origin,
-                },
-            ),
-            Matcher::Threaded(router) => router.submit(origin, msg, &mut self.hub),
+    /// Matches the decoded batch, in order. Single-threaded, the engine prefetches the memory
+    /// of the messages a few places ahead while it matches the current one (with large books
+    /// those are cache misses: see docs/performance.md); threaded, the processors do so as
+    /// they drain their queues.
+    fn run_batch(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        for (i, (origin, msg, shown)) in batch.iter().enumerate() {
+            if *shown {
+                self.hub.log_input(*origin, msg);
+            } else {
+                self.hub.count_input();
+            }
+            match &mut self.matcher {
+                Matcher::Single(engine) => {
+                    if let Some(ahead) = batch.get(i + PREFETCH_AHEAD) {
+                        engine.prefetch(&ahead.1);
+                    }
+                    if let Some(ahead) = batch.get(i + PREFETCH_AHEAD / 2) {
+                        engine.prefetch_orders(&ahead.1);
+                    }
+                    engine.process(
+                        *origin,
+                        msg,
+                        &mut HubSink {
+                            hub: &mut self.hub,
+                            origin: *origin,
+                        },
+                    );
+                }
+                Matcher::Threaded(router) => router.submit(*origin, *msg, &mut self.hub),
+            }
         }
+        // Keep the allocation for the next batch.
+        self.batch = batch;
+        self.batch.clear();
     }
 
     /// Delivers processor output that is ready (threaded mode).
@@ -183,6 +218,7 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
         cancel_on_disconnect: cfg.cancel_on_disconnect,
         parse_errors: 0,
         io_spin: std::time::Duration::from_micros(cfg.io_spin_us),
+        batch: Vec::with_capacity(BATCH_MAX),
     }));
 
     if cfg.tcp_enabled {
@@ -617,6 +653,7 @@ fn process_frames(server: &Shared, id: ClientId, buf: &mut BytesMut) -> Result<(
         }
     };
     buf.advance(off);
+    s.run_batch();
     s.drain_after_input();
     result
 }
@@ -702,6 +739,7 @@ async fn udp_loop(sock: Rc<UdpSocket>, server: Shared) {
                 Err(_) => break,
             }
         }
+        s.run_batch();
         s.drain_after_input();
     }
 }

@@ -134,3 +134,109 @@ fn orders_beyond_the_per_user_cap_are_rejected_with_code_6_in_both_modes() {
         assert_eq!(a.recv_lines(2), ["A, GOOG, 1, 9", "B, GOOG, B, 10, 1"]);
     }
 }
+
+/// Sends `lines` as one datagram each, `WINDOW` at a time, and returns every reply line in
+/// order (each line gets exactly `replies` datagrams back).
+fn udp_round(
+    s: &std::net::UdpSocket,
+    to: std::net::SocketAddr,
+    lines: &[String],
+    replies: usize,
+) -> Vec<String> {
+    const WINDOW: usize = 64;
+    let mut got = Vec::new();
+    for chunk in lines.chunks(WINDOW) {
+        for l in chunk {
+            s.send_to(l.as_bytes(), to).unwrap();
+        }
+        for _ in 0..chunk.len() * replies {
+            got.push(
+                String::from_utf8(udp_recv(s))
+                    .unwrap()
+                    .trim_end()
+                    .to_string(),
+            );
+        }
+    }
+    got
+}
+
+#[test]
+fn market_orders_on_made_up_symbols_do_not_fill_the_symbol_table() {
+    // Issue 14: 4,096 datagrams (8,192 threaded: 4,096 books per processor) of market orders
+    // on made-up symbols used to take every book for good; every later new symbol got 6.
+    for (args, symbols) in [(vec![], 4096), (vec!["--threaded"], 8192)] {
+        let e = start(&args);
+        let s = udp_client();
+        let flood: Vec<String> = (0..symbols)
+            .map(|i| format!("N, 666, S{i:05}, 0, 1, B, 1"))
+            .collect();
+        let acks = udp_round(&s, e.udp(), &flood, 1);
+        for (i, a) in acks.iter().enumerate() {
+            assert_eq!(a, &format!("A, S{i:05}, 666, 1"), "{args:?}");
+        }
+        let later = udp_round(&s, e.udp(), &["N, 1, LATER, 10, 5, B, 1".to_string()], 2);
+        assert_eq!(later, ["A, LATER, 1, 1", "B, LATER, B, 10, 5"], "{args:?}");
+    }
+}
+
+#[test]
+fn one_user_cannot_hold_every_book_and_the_cap_is_configurable() {
+    // The default: a quarter of one engine's 4,096 books per user.
+    let e = start(&[]);
+    let s = udp_client();
+    let resting: Vec<String> = (0..1024)
+        .map(|i| format!("N, 666, S{i:05}, 10, 1, B, {}", i + 1))
+        .collect();
+    let replies = udp_round(&s, e.udp(), &resting, 2);
+    assert!(replies.iter().all(|l| !l.starts_with('R')), "{replies:?}");
+    let more = udp_round(
+        &s,
+        e.udp(),
+        &["N, 666, S01024, 10, 1, B, 2000".to_string()],
+        1,
+    );
+    assert_eq!(more, ["R, S01024, 666, 2000, 6"]);
+    // Another order in a book the user holds already is fine.
+    let more = udp_round(
+        &s,
+        e.udp(),
+        &["N, 666, S00000, 10, 1, B, 2001".to_string()],
+        2,
+    );
+    assert_eq!(more, ["A, S00000, 666, 2001", "B, S00000, B, 10, 2"]);
+    let other = udp_round(&s, e.udp(), &["N, 7, S01024, 10, 1, B, 1".to_string()], 2);
+    assert_eq!(other, ["A, S01024, 7, 1", "B, S01024, B, 10, 1"]);
+    drop(e);
+
+    // Flag and variable, in both modes (threaded: counted over the processors).
+    let by_flag: (&[(&str, &str)], Vec<&str>) = (&[], vec!["--max-symbols-per-user", "2"]);
+    let by_env: (&[(&str, &str)], Vec<&str>) =
+        (&[("ENGINE_MAX_SYMBOLS_PER_USER", "2")], vec!["--threaded"]);
+    for (env, args) in [by_flag, by_env] {
+        let e = start_with_env(env, &args);
+        let mut a = e.client();
+        a.send_line("N, 1, IBM, 10, 1, B, 1");
+        a.send_line("N, 1, AAPL, 10, 1, B, 2");
+        assert_eq!(a.recv_lines(4)[2], "A, AAPL, 1, 2");
+        for (i, sym) in ["MSFT", "GOOG", "TSLA", "NVDA"].iter().enumerate() {
+            a.send_line(&format!("N, 1, {sym}, 10, 1, B, {}", 3 + i));
+            assert_eq!(
+                a.recv_line(),
+                format!("R, {sym}, 1, {}, 6", 3 + i),
+                "{args:?}"
+            );
+        }
+        // A market order needs no book; a cancel that leaves a book frees it.
+        a.send_line("N, 1, MSFT, 0, 1, B, 8");
+        assert_eq!(a.recv_line(), "A, MSFT, 1, 8");
+        a.send_line("C, 1, 2");
+        assert_eq!(a.recv_lines(2), ["C, AAPL, 1, 2", "B, AAPL, B, -, -"]);
+        a.send_line("N, 1, GOOG, 10, 1, B, 9");
+        assert_eq!(
+            a.recv_lines(2),
+            ["A, GOOG, 1, 9", "B, GOOG, B, 10, 1"],
+            "{args:?}"
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! Property test: for arbitrary message streams from several clients (order-id collisions,
 //! cancels with/without/empty/wrong symbols, flushes, disconnects), the threaded router with
 //! 1, 2 or 3 processors delivers to every client exactly the bytes a single in-thread engine does;
-//! also with a tiny cap on resting orders per user, which the router enforces across processors.
+//! also with tiny caps on resting orders and on symbols per user, which the router enforces
+//! across processors.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -179,6 +180,20 @@ proptest! {
         cap in 1usize..5,
     ) {
         let config = EngineConfig { max_orders_per_user: cap, ..EngineConfig::default() };
+        compare(&steps, &config)?;
+    }
+
+    #[test]
+    fn threaded_router_matches_single_engine_with_a_per_user_symbol_cap(
+        steps in prop::collection::vec(step(), 1..300),
+        symbols in 1usize..4,
+        orders in prop_oneof![Just(usize::MAX), 2usize..6],
+    ) {
+        let config = EngineConfig {
+            max_symbols_per_user: symbols,
+            max_orders_per_user: orders,
+            ..EngineConfig::default()
+        };
         compare(&steps, &config)?;
     }
 }

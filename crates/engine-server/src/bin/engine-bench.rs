@@ -5,10 +5,18 @@
 //! - `throughput`: pipelined clients writing orders as fast as the socket takes them while a
 //!   reader thread per client counts acks; reports orders per second.
 //!
-//! The workload keeps books small and steady: each client alternates a buy and a sell of the same
-//! quantity at the same price under its own user id, so every second order trades against the
-//! previous one (no self-trade prevention in the engine). Per order the server sends the ack,
-//! every second order a trade, and top-of-book changes.
+//! Two workloads (`--workload`):
+//! - `small` (the default) keeps books small and steady: each client alternates a buy and a sell
+//!   of the same quantity at the same price under its own user id, so every second order trades
+//!   against the previous one (no self-trade prevention in the engine). Per order the server
+//!   sends the ack, every second order a trade, and top-of-book changes.
+//! - `large` (throughput mode, one client) is the matching core's benchmark mix
+//!   (`engine-core/benches/workload.rs`, shared with `cargo bench -p engine-core`): 100 symbols
+//!   primed with 2,000 resting orders each (200,000; `ENGINE_BENCH_RESTING` per symbol), untimed,
+//!   then `--orders` messages of 60 % new orders near the touch, 30 % cancels, 10 % orders that
+//!   cross; the books grow to about 350,000 resting orders over 1,000,000 messages. Each
+//!   message is complete at its ack, cancel ack or reject (a cancel of an order filled
+//!   meanwhile is rejected, as in real flow). Needs a fresh server: the ids are fixed.
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -20,6 +28,10 @@ use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
 use engine_core::{binary, csv, InputMsg, NewOrder, OutputMsg, Side, Symbol};
 use hdrhistogram::Histogram;
+
+#[path = "../../../engine-core/benches/workload.rs"]
+#[allow(dead_code)]
+mod workload;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -36,6 +48,9 @@ struct Args {
     /// Wire protocol of the orders.
     #[arg(long, value_enum, default_value_t = Wire::Binary)]
     wire: Wire,
+    /// Order flow (throughput mode): small steady books, or the core bench's large books.
+    #[arg(long, value_enum, default_value_t = Workload::Small)]
+    workload: Workload,
     /// Orders per client.
     #[arg(long, default_value_t = 100_000)]
     orders: u32,
@@ -70,6 +85,15 @@ enum Mode {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Workload {
+    /// Each client alternates a buy and a sell at one price: books of at most one order.
+    Small,
+    /// The matching core's benchmark mix over 100 symbols, books of hundreds of thousands of
+    /// orders (one client).
+    Large,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
 enum Wire {
     Binary,
     Csv,
@@ -79,6 +103,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.mode {
         Mode::Latency => latency(&args),
+        Mode::Throughput if args.workload == Workload::Large => throughput_large(&args),
         Mode::Throughput => throughput(&args),
         Mode::EchoBaseline => echo_baseline(&args),
     }
@@ -178,8 +203,25 @@ impl<R: Read> Responses<R> {
         }
     }
 
-    /// Reads one frame; true when it is an ack or a reject.
+    /// Reads one frame; true when it is an ack (a reject is an error).
     fn next_is_ack(&mut self) -> anyhow::Result<bool> {
+        match self.next()? {
+            OutputMsg::Reject { reason, .. } => bail!("order rejected: {reason:?}"),
+            OutputMsg::Ack { .. } => Ok(true),
+            _ => Ok(false),
+        }
+    }
+
+    /// Reads one frame; true when it completes a message: an ack, a cancel ack or a reject.
+    fn next_completes(&mut self) -> anyhow::Result<bool> {
+        Ok(matches!(
+            self.next()?,
+            OutputMsg::Ack { .. } | OutputMsg::CancelAck { .. } | OutputMsg::Reject { .. }
+        ))
+    }
+
+    /// Reads and decodes one frame.
+    fn next(&mut self) -> anyhow::Result<OutputMsg> {
         let mut len = [0u8; 4];
         self.rd.read_exact(&mut len).context("read frame length")?;
         let len = u32::from_be_bytes(len) as usize;
@@ -195,11 +237,7 @@ impl<R: Read> Responses<R> {
                 csv::decode_output(line).map_err(|e| anyhow::anyhow!("bad CSV response: {e}"))?
             }
         };
-        match msg {
-            OutputMsg::Reject { reason, .. } => bail!("order rejected: {reason:?}"),
-            OutputMsg::Ack { .. } => Ok(true),
-            _ => Ok(false),
-        }
+        Ok(msg)
     }
 }
 
@@ -358,6 +396,96 @@ fn throughput(args: &Args) -> anyhow::Result<()> {
         total,
         secs,
         total as f64 / secs
+    );
+    Ok(())
+}
+
+/// Sends `msgs` over `stream`, framed, in writes of `batch` messages with at most `window` of
+/// them not yet complete, and returns the time from the first write until every one is
+/// complete (its ack, cancel ack or reject has arrived).
+fn pipeline(
+    stream: &TcpStream,
+    wire: Wire,
+    msgs: &[InputMsg],
+    batch: u32,
+    window: u32,
+) -> anyhow::Result<Duration> {
+    let batch = batch.max(1) as usize;
+    let window = window.max(batch as u32) as usize;
+    let mut bytes = Vec::with_capacity(msgs.len() * 32);
+    let mut cuts = vec![0];
+    for (i, m) in msgs.iter().enumerate() {
+        frame(wire, m, &mut bytes);
+        if (i + 1) % batch == 0 {
+            cuts.push(bytes.len());
+        }
+    }
+    cuts.push(bytes.len());
+    let done = Arc::new(AtomicU32::new(0));
+    let mut wr = stream.try_clone().context("clone stream")?;
+    let rd = stream.try_clone().context("clone stream")?;
+    let total = msgs.len();
+    let start = Instant::now();
+    let writer = {
+        let done = done.clone();
+        std::thread::spawn(move || -> anyhow::Result<()> {
+            for (k, w) in cuts.windows(2).enumerate() {
+                let sent = k * batch;
+                while sent.saturating_sub(done.load(Ordering::Acquire) as usize) > window - batch {
+                    std::thread::yield_now();
+                }
+                wr.write_all(&bytes[w[0]..w[1]]).context("write orders")?;
+            }
+            Ok(())
+        })
+    };
+    let mut responses = Responses::new(rd, wire);
+    let mut complete = 0;
+    while complete < total {
+        if responses.next_completes()? {
+            complete += 1;
+            if complete % 64 == 0 {
+                done.store(complete as u32, Ordering::Release);
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("writer panicked"))??;
+    Ok(elapsed)
+}
+
+/// Throughput with large books: the core bench's workload, primed untimed, then the measured
+/// stream, both pipelined over one connection.
+fn throughput_large(args: &Args) -> anyhow::Result<()> {
+    if args.clients != 1 {
+        bail!("--workload large runs one client (its order ids are fixed)");
+    }
+    let w = workload::build(args.orders as usize);
+    // Where the books end: the same messages through a local engine.
+    let mut local = workload::primed_engine(&w);
+    let primed = local.resting_orders();
+    let mut discard = Vec::new();
+    for m in &w.stream {
+        local.process(0, m, &mut discard);
+        discard.clear();
+    }
+    let stream = connect(args.addr)?;
+    let prime = pipeline(&stream, args.wire, &w.prime, args.batch, args.window)?;
+    let run = pipeline(&stream, args.wire, &w.stream, args.batch, args.window)?;
+    let secs = run.as_secs_f64();
+    println!(
+        "throughput {:?} over TCP, large books ({} symbols, {} resting primed in {:.3} s, {} at the end), window {}, {} messages in {:.3} s: {:.0} msgs/s",
+        args.wire,
+        workload::SYMBOLS,
+        primed,
+        prime.as_secs_f64(),
+        local.resting_orders(),
+        args.window,
+        w.stream.len(),
+        secs,
+        w.stream.len() as f64 / secs
     );
     Ok(())
 }

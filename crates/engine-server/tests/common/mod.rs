@@ -39,6 +39,7 @@ const ENGINE_VARS: &[&str] = &[
     "ENGINE_QUIET",
     "ENGINE_MAX_CONNECTIONS",
     "ENGINE_MAX_ORDERS_PER_USER",
+    "ENGINE_MAX_SYMBOLS_PER_USER",
 ];
 
 /// Single-threaded and threaded mode: the flags most tests run under, each in turn.
