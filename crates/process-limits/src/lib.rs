@@ -67,6 +67,16 @@ pub fn raise_open_files() -> io::Result<OpenFiles> {
     })
 }
 
+/// The open-files limit in force now, without changing it.
+pub fn open_files() -> io::Result<OpenFiles> {
+    let now = get()?;
+    Ok(OpenFiles {
+        soft: now.rlim_cur as u64,
+        hard: now.rlim_max as u64,
+        raised_from: None,
+    })
+}
+
 /// File descriptors this process has open now (None where /proc is not mounted).
 pub fn open_descriptors() -> Option<u64> {
     Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)

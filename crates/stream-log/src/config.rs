@@ -14,12 +14,14 @@ use crate::error::LogError;
 pub enum Durability {
     /// `append` returns only after an fsync covering the batch (concurrent appenders share one).
     EveryWrite,
-    /// `append` returns after the page-cache write; a syncer thread runs back-to-back fsyncs, each
-    /// covering every append that arrived while the previous one ran; `wait_durable` resolves
-    /// after the covering fsync. The default.
+    /// `append` returns after the page-cache write; a `wait_durable` queues an fsync on the
+    /// store's shared workers (unless one is pending), which covers every append made before it
+    /// started, and resolves after it. Waits arriving during an fsync share the next. The
+    /// default.
     #[default]
     GroupCommit,
-    /// A syncer thread fsyncs at this period; nothing waits for it.
+    /// The store's timer queues an fsync of each partition with unsynced data at this period;
+    /// nothing waits for it.
     Interval(Duration),
     /// Page cache only: survives a process crash, not a power loss.
     Never,
@@ -83,6 +85,46 @@ pub struct LogConfig {
     pub retention_ms: Option<u64>,
     /// The fsync policy.
     pub durability: Durability,
+}
+
+/// Limits of a [`crate::TopicStore`], checked by `create_topic`: each partition costs
+/// directories, memory and (while in use) a cached descriptor, so a broker refuses to grow past
+/// what it was sized for instead of failing half-way. The server sets them with
+/// `--max-topics` / `STREAM_MAX_TOPICS` and `--max-partitions` / `STREAM_MAX_PARTITIONS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Most topics the store holds.
+    pub max_topics: u64,
+    /// Most partitions, summed over all topics.
+    pub max_total_partitions: u64,
+}
+
+/// Default of [`StoreLimits::max_topics`].
+pub const DEFAULT_MAX_TOPICS: u64 = 10_000;
+/// Default of [`StoreLimits::max_total_partitions`].
+pub const DEFAULT_MAX_TOTAL_PARTITIONS: u64 = 100_000;
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits {
+            max_topics: DEFAULT_MAX_TOPICS,
+            max_total_partitions: DEFAULT_MAX_TOTAL_PARTITIONS,
+        }
+    }
+}
+
+/// Store-wide resources and limits of a [`crate::TopicStore`] (the per-log settings are in
+/// [`LogConfig`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Limits on topics and partitions.
+    pub limits: StoreLimits,
+    /// Threads running the fsyncs of every partition (at least 1; default
+    /// [`crate::DEFAULT_SYNC_THREADS`]); one more thread drives the interval policy.
+    pub sync_threads: Option<usize>,
+    /// Most segment files kept open at once (at least 1); default
+    /// [`crate::default_max_open_files`], a quarter of the open-files soft limit.
+    pub max_open_files: Option<usize>,
 }
 
 /// Upper bound of [`LogConfig::segment_bytes`]: positions in the index are u32.

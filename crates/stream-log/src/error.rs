@@ -10,7 +10,7 @@ pub enum LogError {
     /// A file-system operation failed (the message carries the OS reason, e.g. "No space left
     /// on device" or "Read-only file system"). The OS error is part of the message rather than a
     /// separate `source()`, so that a printed error chain says it once.
-    #[error("{op} {}: {error}", path.display())]
+    #[error("{op} {}: {error}{}", path.display(), fd_hint(error))]
     Io {
         /// What we were doing ("open", "write", "fsync", ...).
         op: &'static str,
@@ -96,6 +96,27 @@ pub enum LogError {
     /// A configuration value is out of range or does not parse.
     #[error("invalid storage configuration: {0}")]
     InvalidConfig(String),
+    /// Creating the topic would exceed a configured limit of the store
+    /// ([`crate::StoreLimits`]); nothing was created.
+    #[error(
+        "cannot create topic {topic:?}: {what} limit reached ({current} {what} exist, {requested} more would exceed the maximum of {max}; raise {flag} / {env})"
+    )]
+    LimitReached {
+        /// The topic that was not created.
+        topic: String,
+        /// What is limited: "topics" or "partitions".
+        what: &'static str,
+        /// How many exist now.
+        current: u64,
+        /// How many the create would add.
+        requested: u64,
+        /// The limit.
+        max: u64,
+        /// The stream-server flag that sets it.
+        flag: &'static str,
+        /// The environment variable that sets it.
+        env: &'static str,
+    },
     /// Another process holds the data directory's lock (see [`crate::DataDirLock`]).
     #[error(
         "data directory {} is in use by another stream-server (pid {}; lock file {})",
@@ -111,6 +132,17 @@ pub enum LogError {
         /// The lock file.
         lock_file: PathBuf,
     },
+}
+
+/// Running out of descriptors deserves a hint: the open-file cache is bounded, so the usual
+/// cause is a limit too low for the cache plus the connections.
+fn fd_hint(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EMFILE) | Some(libc::ENFILE) => {
+            " (out of file descriptors: lower --max-open-files / STREAM_MAX_OPEN_FILES or raise the open-files limit, ulimit -n)"
+        }
+        _ => "",
+    }
 }
 
 impl LogError {

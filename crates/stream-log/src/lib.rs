@@ -12,7 +12,13 @@
 //! `pub`): `PartitionLog::open` / `recovery_report` / `roll` / `flush` / `close` /
 //! `wait_durable_blocking` / `segment_count` / `syncer_fsyncs`, `TopicStore::partition_count`,
 //! `RecoveryReport`, `Durability: Display + FromStr`, `LogError::is_disk_full`, and
-//! `decode_batch` / `message_crc` for clients and tests.
+//! `decode_batch` / `message_crc` for clients and tests; `TopicStore::open_with` with
+//! `StoreOptions` (`StoreLimits` on topics and total partitions, the fsync worker count, the
+//! open-file cache size) and `LogError::LimitReached`.
+//!
+//! A partition costs neither a thread nor, between uses, a file descriptor: fsyncs run on a
+//! fixed pool of workers per store (`sync/`), segment files are opened through a bounded cache
+//! (`files.rs`).
 //!
 //! The API `stream-server` uses, at a glance:
 //!
@@ -72,16 +78,23 @@
 
 mod config;
 mod error;
+mod files;
 mod index;
 mod lock;
 mod offsets;
 mod partition;
 mod record;
+mod resources;
 mod segment;
+mod sync;
 mod topics;
 
-pub use config::{Durability, LogConfig, MAX_SEGMENT_BYTES};
+pub use config::{
+    Durability, LogConfig, StoreLimits, StoreOptions, DEFAULT_MAX_TOPICS,
+    DEFAULT_MAX_TOTAL_PARTITIONS, MAX_SEGMENT_BYTES,
+};
 pub use error::{LogError, Result};
+pub use files::{default_max_open_files, MAX_DEFAULT_OPEN_FILES, MIN_DEFAULT_OPEN_FILES};
 pub use lock::{DataDirLock, LOCK_FILE};
 pub use offsets::OffsetStore;
 pub use partition::{Appended, PartitionLog, ReadBatch, RecoveryReport};
@@ -89,4 +102,5 @@ pub use record::{
     decode_batch, message_crc, DecodedRecord, Record, FRAME_FIXED_BYTES, MAX_MESSAGE_BYTES,
     MESSAGE_FIXED_BYTES,
 };
+pub use sync::{SyncPool, DEFAULT_SYNC_THREADS};
 pub use topics::{validate_topic_name, TopicStore, MAX_PARTITIONS, MAX_TOPIC_NAME};

@@ -5,21 +5,27 @@
 //! and every partition's files) in a dot-named staging directory and renamed into place, and
 //! deleted by renaming it to a dot-named directory before removing it, so neither a crash nor a
 //! failed create ever leaves a half-made topic visible; dot-named leftovers are removed on open.
-//! The store holds the data directory's [`DataDirLock`] while it is open.
+//! The store holds the data directory's [`DataDirLock`] while it is open, and owns what its
+//! partition logs share: the fsync worker pool and the open-file cache (see
+//! [`StoreOptions`]); creates are checked against its [`crate::StoreLimits`].
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use crate::config::{Durability, LogConfig};
+use crate::config::{Durability, LogConfig, StoreLimits, StoreOptions};
 use crate::error::{IoContext, LogError, Result};
+use crate::files::default_max_open_files;
 use crate::lock::DataDirLock;
 use crate::partition::PartitionLog;
+use crate::resources::Resources;
+use crate::sync::{SyncPool, DEFAULT_SYNC_THREADS};
 
 const META: &str = "topic.meta";
-/// Most partitions a topic may have (each is a directory and, for fsync policies, a thread).
+/// Most partitions a topic may have (the store-wide total is [`StoreLimits`]'s).
 pub const MAX_PARTITIONS: u32 = 1024;
 /// Longest topic name.
 pub const MAX_TOPIC_NAME: usize = 200;
@@ -59,9 +65,16 @@ struct Topic {
 pub struct TopicStore {
     dir: PathBuf,
     config: LogConfig,
+    limits: StoreLimits,
+    res: Resources,
+    /// Threads `flush_all` uses (the fsync worker count).
+    flush_threads: usize,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serialises create/delete (directory renames), never held by appends or reads.
     admin: Mutex<()>,
+    /// Declared after `topics`: the logs dropped with the store still get their final fsync
+    /// from the workers' handle (inline once the pool is gone), then the threads stop.
+    pool: SyncPool,
     /// Held for the store's life: no other process opens the same data directory meanwhile.
     _lock: DataDirLock,
 }
@@ -88,18 +101,113 @@ fn read_meta(dir: &Path) -> Option<u32> {
         .filter(|&n| n > 0 && n <= MAX_PARTITIONS)
 }
 
+/// Opens every partition of the topics found, on `threads` threads (recovery after a crash
+/// fsyncs each non-empty active segment once; thousands of partitions make that worth
+/// sharing out). The first error wins; the logs opened so far are dropped.
+fn open_all(
+    found: &[(String, PathBuf, u32)],
+    config: &LogConfig,
+    res: &Resources,
+    threads: usize,
+) -> Result<BTreeMap<String, Arc<Topic>>> {
+    let jobs: Vec<(usize, u32)> = found
+        .iter()
+        .enumerate()
+        .flat_map(|(t, (_, _, n))| (0..*n).map(move |p| (t, p)))
+        .collect();
+    let slots: Vec<Mutex<Option<Arc<PartitionLog>>>> =
+        jobs.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let first: Mutex<Option<LogError>> = Mutex::new(None);
+    let run = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(&(t, p)) = jobs.get(i) else { break };
+        let failed = first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        if failed {
+            break;
+        }
+        let dir = found[t].1.join(p.to_string());
+        match PartitionLog::open_in(&dir, p, config.clone(), res) {
+            Ok(log) => {
+                *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(log))
+            }
+            Err(e) => {
+                first
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get_or_insert(e);
+            }
+        }
+    };
+    let helpers = threads.min(jobs.len()).saturating_sub(1);
+    std::thread::scope(|s| {
+        for i in 0..helpers {
+            // Without the helper (no thread to be had) the calling thread does its share.
+            let _ = std::thread::Builder::new()
+                .name(format!("store-open-{i}"))
+                .spawn_scoped(s, run);
+        }
+        run();
+    });
+    if let Some(e) = first.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        return Err(e);
+    }
+    let mut logs = slots
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner));
+    let mut topics = BTreeMap::new();
+    for (name, _, n) in found {
+        let partitions: Option<Vec<_>> = (0..*n).map(|_| logs.next().flatten()).collect();
+        let partitions = partitions.ok_or_else(|| {
+            LogError::InvalidConfig(format!("topic {name:?}: a partition log was not opened"))
+        })?;
+        topics.insert(name.clone(), Arc::new(Topic { partitions }));
+    }
+    Ok(topics)
+}
+
 impl TopicStore {
     /// Opens the store under `data_dir` (created if missing), recovering every partition log.
     /// First takes the data directory's exclusive lock (`<data_dir>/.lock`, see
     /// [`DataDirLock`]), held until the store is dropped: `LogError::DirInUse` if another
     /// process has the directory open.
     pub fn open(data_dir: &Path, config: LogConfig) -> Result<TopicStore> {
+        TopicStore::open_with(data_dir, config, StoreOptions::default())
+    }
+
+    /// [`TopicStore::open`] with explicit limits, fsync worker count and open-file cache size.
+    /// Topics already on disk are opened even if they exceed the limits (a lowered limit must
+    /// not keep a broker from restarting); only creates are refused.
+    pub fn open_with(
+        data_dir: &Path,
+        config: LogConfig,
+        options: StoreOptions,
+    ) -> Result<TopicStore> {
         config.validate()?;
+        let sync_threads = options.sync_threads.unwrap_or(DEFAULT_SYNC_THREADS);
+        let max_open_files = options
+            .max_open_files
+            .unwrap_or_else(default_max_open_files);
+        if sync_threads == 0 {
+            return Err(LogError::InvalidConfig(
+                "sync threads must be at least 1 (--sync-threads / STREAM_SYNC_THREADS)".into(),
+            ));
+        }
+        if max_open_files == 0 {
+            return Err(LogError::InvalidConfig(
+                "max open files must be at least 1 (--max-open-files / STREAM_MAX_OPEN_FILES)"
+                    .into(),
+            ));
+        }
         fs::create_dir_all(data_dir).ctx("create directory", data_dir)?;
         let lock = DataDirLock::acquire(data_dir)?;
+        let (res, pool) = Resources::new(sync_threads, max_open_files, "store")?;
         let dir = data_dir.join("topics");
         fs::create_dir_all(&dir).ctx("create directory", &dir)?;
-        let mut topics = BTreeMap::new();
+        let mut found: Vec<(String, PathBuf, u32)> = Vec::new();
         let mut entries: Vec<_> = fs::read_dir(&dir)
             .ctx("list directory", &dir)?
             .filter_map(|e| e.ok())
@@ -123,26 +231,82 @@ impl TopicStore {
                 tracing::warn!(dir = %path.display(), "ignoring directory without valid topic metadata");
                 continue;
             };
-            let mut partitions = Vec::with_capacity(n as usize);
-            for p in 0..n {
-                let log = PartitionLog::open(&path.join(p.to_string()), p, config.clone())?;
-                partitions.push(Arc::new(log));
-            }
-            topics.insert(name, Arc::new(Topic { partitions }));
+            found.push((name, path, n));
+        }
+        let topics = open_all(&found, &config, &res, sync_threads)?;
+        let total: u64 = topics.values().map(|t| t.partitions.len() as u64).sum();
+        let limits = options.limits;
+        if topics.len() as u64 > limits.max_topics || total > limits.max_total_partitions {
+            tracing::warn!(
+                topics = topics.len(),
+                partitions = total,
+                max_topics = limits.max_topics,
+                max_partitions = limits.max_total_partitions,
+                "the store holds more than its limits allow (--max-topics, --max-partitions); \
+                 all are served, new topics are refused"
+            );
         }
         tracing::info!(
             dir = %dir.display(),
             topics = topics.len(),
+            partitions = total,
             durability = %config.durability,
+            sync_threads,
+            max_open_files,
             "topic store opened"
         );
         Ok(TopicStore {
             dir,
             config,
+            limits,
+            res,
+            flush_threads: sync_threads,
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
+            pool,
             _lock: lock,
         })
+    }
+
+    /// The limits `create_topic` enforces.
+    pub fn limits(&self) -> StoreLimits {
+        self.limits
+    }
+
+    /// Segment files open now (at most [`TopicStore::max_open_files`], plus those held by
+    /// calls running at this moment).
+    pub fn open_files(&self) -> usize {
+        self.res.files.open_count()
+    }
+
+    /// The open-file cache's capacity.
+    pub fn max_open_files(&self) -> usize {
+        self.res.files.capacity()
+    }
+
+    /// Segment files opened so far (first uses and reopens after eviction): with a cache too
+    /// small for the working set this grows with every append.
+    pub fn file_opens(&self) -> u64 {
+        self.res.files.opens()
+    }
+
+    /// Fsyncs the durability workers have run for all partitions (group commit shares one
+    /// among the produces waiting for it: compare with the number of produces).
+    pub fn fsyncs(&self) -> u64 {
+        self.res.fsyncs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Threads the store runs for durability (fsync workers and the interval timer).
+    pub fn sync_threads(&self) -> usize {
+        self.pool.thread_count()
+    }
+
+    /// Total partitions over all topics.
+    pub fn total_partitions(&self) -> u64 {
+        self.read_topics()
+            .values()
+            .map(|t| t.partitions.len() as u64)
+            .sum()
     }
 
     /// The configuration every partition log uses.
@@ -151,7 +315,8 @@ impl TopicStore {
     }
 
     /// Creates a topic with `partitions` partitions (1..=[`MAX_PARTITIONS`]).
-    /// `TopicAlreadyExists` if taken.
+    /// `TopicAlreadyExists` if taken; `LimitReached` if the store's topic or total partition
+    /// limit would be exceeded.
     ///
     /// All or nothing: the metadata and every partition's files are made in a staging
     /// directory, which is renamed into place (the commit point) and only then opened. If
@@ -166,10 +331,37 @@ impl TopicStore {
             )));
         }
         let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.read_topics().contains_key(name) {
-            return Err(LogError::TopicAlreadyExists {
-                topic: name.to_string(),
-            });
+        {
+            let topics = self.read_topics();
+            if topics.contains_key(name) {
+                return Err(LogError::TopicAlreadyExists {
+                    topic: name.to_string(),
+                });
+            }
+            let count = topics.len() as u64;
+            if count >= self.limits.max_topics {
+                return Err(LogError::LimitReached {
+                    topic: name.to_string(),
+                    what: "topics",
+                    current: count,
+                    requested: 1,
+                    max: self.limits.max_topics,
+                    flag: "--max-topics",
+                    env: "STREAM_MAX_TOPICS",
+                });
+            }
+            let total: u64 = topics.values().map(|t| t.partitions.len() as u64).sum();
+            if total + u64::from(partitions) > self.limits.max_total_partitions {
+                return Err(LogError::LimitReached {
+                    topic: name.to_string(),
+                    what: "partitions",
+                    current: total,
+                    requested: u64::from(partitions),
+                    max: self.limits.max_total_partitions,
+                    flag: "--max-partitions",
+                    env: "STREAM_MAX_PARTITIONS",
+                });
+            }
         }
         let final_dir = self.dir.join(name);
         let staging = self.dir.join(format!(".creating-{name}"));
@@ -189,7 +381,7 @@ impl TopicStore {
             match sync_dir(&self.dir).and_then(|()| self.open_partitions(&final_dir, partitions)) {
                 Ok(logs) => logs,
                 Err(e) => {
-                    // Every log opened so far is dropped (threads joined, files closed) by now.
+                    // Every log opened so far is dropped (its files closed) by now.
                     self.roll_back_create(name, &final_dir);
                     return Err(e);
                 }
@@ -216,8 +408,8 @@ impl TopicStore {
             write!(f, "format=1\npartitions={partitions}\n").ctx("write", &meta)?;
             f.sync_all().ctx("fsync", &meta)?;
         }
-        // Opened once to lay out its files, never appended to: no syncer thread needed, and
-        // the directory fsync below makes the new files durable for the fsync policies.
+        // Opened once to lay out its files, never appended to: nothing for the fsync workers,
+        // and the directory fsync below makes the new files durable for the fsync policies.
         let layout = LogConfig {
             durability: Durability::Never,
             ..self.config.clone()
@@ -225,7 +417,7 @@ impl TopicStore {
         let sync = self.config.durability != Durability::Never;
         for p in 0..partitions {
             let dir = staging.join(p.to_string());
-            drop(PartitionLog::open(&dir, p, layout.clone())?);
+            drop(PartitionLog::open_in(&dir, p, layout.clone(), &self.res)?);
             if sync {
                 sync_dir(&dir)?;
             }
@@ -237,7 +429,8 @@ impl TopicStore {
     fn open_partitions(&self, dir: &Path, partitions: u32) -> Result<Vec<Arc<PartitionLog>>> {
         (0..partitions)
             .map(|p| {
-                PartitionLog::open(&dir.join(p.to_string()), p, self.config.clone()).map(Arc::new)
+                PartitionLog::open_in(&dir.join(p.to_string()), p, self.config.clone(), &self.res)
+                    .map(Arc::new)
             })
             .collect()
     }
@@ -349,18 +542,39 @@ impl TopicStore {
         first
     }
 
-    /// Fsyncs every partition and writes its indexes (on shutdown).
+    /// Fsyncs every partition and writes its indexes and clean-shutdown marker (on shutdown).
+    /// Runs on as many threads as the store has fsync workers, since a store of thousands of
+    /// partitions needs several fsyncs for each that changed; partitions unchanged since
+    /// their last flush cost nothing. Keeps going after a failure and returns the first error.
     pub fn flush_all(&self) -> Result<()> {
-        let mut first = Ok(());
-        for p in self.all_partitions() {
+        let parts = self.all_partitions();
+        let next = AtomicUsize::new(0);
+        let first: Mutex<Option<LogError>> = Mutex::new(None);
+        let run = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(p) = parts.get(i) else { break };
             if let Err(e) = p.flush() {
                 tracing::warn!("flush: {e}");
-                if first.is_ok() {
-                    first = Err(e);
-                }
+                first
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get_or_insert(e);
             }
+        };
+        let helpers = self.flush_threads.min(parts.len()).saturating_sub(1);
+        std::thread::scope(|s| {
+            for i in 0..helpers {
+                // Without the helper (no thread to be had) the calling thread does its share.
+                let _ = std::thread::Builder::new()
+                    .name(format!("store-flush-{i}"))
+                    .spawn_scoped(s, run);
+            }
+            run();
+        });
+        match first.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        first
     }
 }
 

@@ -8,11 +8,12 @@
 use std::fs;
 use std::path::Path;
 
-use stream_log::{Durability, LogConfig, LogError, Record, TopicStore};
+use stream_log::{Durability, LogConfig, LogError, Record, StoreOptions, TopicStore};
 
 const PARTITIONS: u32 = 64;
 /// Descriptors left free while the limit is lowered: enough to build the topic in its staging
-/// directory (a few at a time), far too few to hold every partition's segment open.
+/// directory (a few at a time), far too few to hold every partition's segment open (the
+/// store's open-file cache would keep all 64 active segments open: see `options`).
 const SPARE_FDS: u64 = 16;
 
 fn open_fds() -> u64 {
@@ -53,15 +54,26 @@ fn entries(dir: &Path) -> Vec<String> {
     v
 }
 
+/// A cache larger than the partitions: opening the logs keeps their files open until the
+/// process runs out of descriptors (a smaller cache would evict instead, and the create would
+/// succeed).
+fn options() -> StoreOptions {
+    StoreOptions {
+        max_open_files: Some(4096),
+        ..StoreOptions::default()
+    }
+}
+
 #[test]
 fn create_that_runs_out_of_descriptors_leaves_no_trace_and_can_be_retried() {
     let d = tempfile::tempdir().unwrap();
     let cfg = LogConfig {
-        // A syncer thread per partition log: dropping a half-opened topic must end them too.
+        // Dropping a half-opened topic must close its cached files and leave the shared
+        // fsync workers alone.
         durability: Durability::GroupCommit,
         ..LogConfig::default()
     };
-    let store = TopicStore::open(d.path(), cfg.clone()).unwrap();
+    let store = TopicStore::open_with(d.path(), cfg.clone(), options()).unwrap();
     store.create_topic("before", 1).unwrap();
     let topics_dir = d.path().join("topics");
 
@@ -99,7 +111,7 @@ fn create_that_runs_out_of_descriptors_leaves_no_trace_and_can_be_retried() {
     store.flush_all().unwrap();
     drop(store);
 
-    let store = TopicStore::open(d.path(), cfg).unwrap();
+    let store = TopicStore::open_with(d.path(), cfg, options()).unwrap();
     assert_eq!(
         store.topics(),
         vec![

@@ -146,7 +146,7 @@ fn clean_shutdown_skips_the_recovery_scan_only_when_unchanged() {
             append_n(&log, 11, 5);
         }
         read_all(&log, 0).iter().for_each(|r| check_record(r, 1));
-        // No flush: the marker was consumed by the open, so the next open scans.
+        // No flush: the first append removed the marker, so the next open scans.
     }
     {
         let log = PartitionLog::open(d.path(), 1, config.clone()).unwrap();
@@ -555,4 +555,60 @@ fn reads_race_appends_rolls_and_retention() {
     let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
     assert!(reads > 0);
     assert!(log.log_start_offset() > 0, "retention ran");
+}
+
+#[test]
+fn pipelined_appends_then_their_waits_share_one_fsync() {
+    let d = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(d.path(), 0, cfg(Durability::GroupCommit)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for round in 1..=20u64 {
+        // What a connection does with 50 pipelined produces: append them all, then wait for
+        // each. The fsync starts with the first wait and covers all 50.
+        let offsets: Vec<u64> = (0..50).map(|_| append_n(&log, 1, 1).last_offset).collect();
+        assert_eq!(
+            log.syncer_fsyncs(),
+            round - 1,
+            "appends alone start no fsync"
+        );
+        rt.block_on(async {
+            for o in &offsets {
+                log.wait_durable(*o).await.unwrap();
+            }
+        });
+        assert_eq!(log.syncer_fsyncs(), round, "round {round}");
+    }
+    // The blocking form registers demand the same way.
+    let a = append_n(&log, 5, 1);
+    log.wait_durable_blocking(a.last_offset).unwrap();
+    assert_eq!(log.syncer_fsyncs(), 21);
+}
+
+#[test]
+fn every_write_and_interval_make_data_durable_without_a_thread_per_log() {
+    let d = tempfile::tempdir().unwrap();
+    let logs: Vec<_> = (0..64)
+        .map(|p| {
+            let pol = if p % 2 == 0 {
+                "every-write"
+            } else {
+                "interval:5ms"
+            };
+            PartitionLog::open(&d.path().join(p.to_string()), p, cfg(pol.parse().unwrap())).unwrap()
+        })
+        .collect();
+    let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
+    // The harness's threads and the process-wide fsync workers, whatever other tests of this
+    // binary run meanwhile; well below one per log.
+    assert!(threads < 64, "{threads} threads for 64 logs");
+    for log in &logs {
+        let a = append_n(log, 3, 1);
+        log.wait_durable_blocking(a.last_offset).unwrap();
+        if log.durability() == Durability::EveryWrite {
+            assert!(log.syncer_fsyncs() >= 1);
+        }
+    }
 }

@@ -1,0 +1,191 @@
+//! The write path: encoding a batch, the one `pwrite`, publishing the new high watermark, and
+//! rolling to a new segment. Appends never start an fsync (group commit is demand-driven, see
+//! `sync.rs`), except under `EveryWrite`, whose append waits for one.
+
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+
+use super::{lock, now_ms, sync_dir, Appended, PartitionLog, Writer};
+use crate::config::{Durability, MAX_SEGMENT_BYTES};
+use crate::error::{LogError, Result};
+use crate::index::{IndexEntry, TimeEntry};
+use crate::record::{encode_into, Record, MAX_MESSAGE_BYTES};
+use crate::segment::{CleanMarker, IndexBuilder, Segment};
+
+impl PartitionLog {
+    /// Appends the batch with one `pwrite` and assigns consecutive offsets. Returns once the
+    /// bytes are in the page cache (and, under [`Durability::EveryWrite`], fsynced). The
+    /// append lock is never held during an fsync except when a segment rolls.
+    pub fn append(&self, records: &[Record<'_>]) -> Result<Appended> {
+        let sh = &*self.shared;
+        if records.is_empty() {
+            return Err(LogError::InvalidConfig("append of an empty batch".into()));
+        }
+        let mut batch_len = 0usize;
+        for r in records {
+            let n = r.frame_len();
+            if n > MAX_MESSAGE_BYTES {
+                return Err(LogError::RecordTooLarge {
+                    size: n,
+                    max: MAX_MESSAGE_BYTES,
+                });
+            }
+            batch_len += n;
+        }
+        if batch_len as u64 > MAX_SEGMENT_BYTES {
+            return Err(LogError::RecordTooLarge {
+                size: batch_len,
+                max: MAX_SEGMENT_BYTES as usize,
+            });
+        }
+        let mut guard = lock(&sh.writer);
+        let w = &mut *guard;
+        if sh.closed.load(Ordering::Acquire) {
+            return Err(LogError::Closed {
+                path: sh.dir.clone(),
+            });
+        }
+        if let Some(reason) = &w.failed {
+            return Err(LogError::Failed {
+                path: sh.dir.clone(),
+                reason: reason.clone(),
+            });
+        }
+        let now = now_ms();
+        let size = w.active.size();
+        if size > 0
+            && (size + batch_len as u64 > sh.config.segment_bytes
+                || now.saturating_sub(w.active.created_ms) >= sh.config.segment_ms)
+        {
+            self.roll_locked(w, now)?;
+        }
+        if w.marker_current {
+            // The marker stops describing the log with this write. Should the removal fail,
+            // the marker is still harmless: it only applies to a segment of exactly its size.
+            let _ = std::fs::remove_file(sh.dir.join(CleanMarker::FILE));
+            w.marker_current = false;
+        }
+        let seg = w.active.clone();
+        let file = seg.file()?;
+        let pos = seg.size();
+        let base = w.next_offset;
+        let saved_builder = w.builder.clone();
+        let mut idx: Vec<IndexEntry> = Vec::new();
+        let mut time: Vec<TimeEntry> = Vec::new();
+        w.buf.clear();
+        w.buf.reserve(batch_len);
+        for (i, r) in records.iter().enumerate() {
+            let offset = base + i as u64;
+            let rel = (offset - seg.base) as u32;
+            let at = pos + w.buf.len() as u64;
+            w.builder.before(
+                sh.config.index_interval_bytes,
+                rel,
+                at as u32,
+                &mut idx,
+                &mut time,
+            );
+            encode_into(&mut w.buf, offset, sh.partition, r);
+            w.builder.after(r.frame_len(), r.timestamp_ms);
+        }
+        if let Err(e) = file.write_all_at(&w.buf, pos) {
+            w.builder = saved_builder;
+            // Cut any partial write so the next append starts at a clean boundary; if even that
+            // fails, stop accepting appends (recovery on reopen truncates the tail).
+            if let Err(e2) = file.set_len(pos) {
+                w.failed = Some(format!("write failed ({e}) and truncate failed ({e2})"));
+            }
+            return Err(LogError::io("write", &seg.log_path, e));
+        }
+        drop(file);
+        let n = records.len() as u64;
+        seg.publish(pos + w.buf.len() as u64, &idx, &time, w.builder.max_ts());
+        w.next_offset = base + n;
+        if sh.config.durability != Durability::Never {
+            // Before the high watermark moves: a waiter that sees an offset appended must find
+            // it counted as written, or its demand could name data no fsync is about to cover.
+            let mut s = lock(&sh.sync);
+            s.written = base + n;
+            if !Arc::ptr_eq(&s.active, &seg) {
+                s.active = seg;
+            }
+        }
+        sh.hw.store(base + n, Ordering::Release);
+        sh.hw_tx.send_replace(base + n);
+        let appended = Appended {
+            base_offset: base,
+            last_offset: base + n - 1,
+        };
+        if w.buf.capacity() > (4 << 20) {
+            // Do not keep a huge buffer around after one large batch.
+            w.buf = Vec::new();
+        }
+        drop(guard);
+        if sh.config.durability == Durability::EveryWrite {
+            self.wait_durable_blocking(appended.last_offset)?;
+        }
+        Ok(appended)
+    }
+
+    /// Seals the active segment and starts a new one (no-op if the active one is empty).
+    pub fn roll(&self) -> Result<()> {
+        let mut w = lock(&self.shared.writer);
+        if w.active.size() == 0 {
+            return Ok(());
+        }
+        self.roll_locked(&mut w, now_ms())
+    }
+
+    /// Order matters: nothing changes until the new segment exists (and, for fsync policies,
+    /// its directory entry is durable), so a failure (e.g. a full disk) leaves the old segment
+    /// active and writable and the next append retries the roll.
+    fn roll_locked(&self, w: &mut Writer, now: u64) -> Result<()> {
+        let sh = &*self.shared;
+        let sync = sh.config.durability != Durability::Never;
+        let old = w.active.clone();
+        if sync {
+            // Sealed segments are durable before the next one gets records, so the workers only
+            // ever have to fsync the active segment.
+            // Not being able to open the file (out of descriptors) changes nothing on disk:
+            // the append fails and the next one retries. A failed fsync is different.
+            let file = old.file()?;
+            if let Err(e) = file.sync_data() {
+                // After a failed fsync nothing unsynced can be promised any more.
+                w.failed = Some(format!("fsync {}: {e}", old.log_path.display()));
+                return Err(LogError::io("fsync", &old.log_path, e));
+            }
+        }
+        let seg = Arc::new(Segment::create(
+            &sh.dir,
+            w.next_offset,
+            sh.partition,
+            now,
+            &sh.res.files,
+        )?);
+        if sync {
+            if let Err(e) = sync_dir(&sh.dir) {
+                let _ = seg.delete_files();
+                return Err(e);
+            }
+        }
+        old.seal(
+            w.builder
+                .final_time_entry((w.next_offset - old.base) as u32),
+        );
+        if let Err(e) = old.write_indexes(sync) {
+            // Indexes are rebuilt from the segment on the next open; not worth failing for.
+            tracing::warn!("writing indexes of a sealed segment: {e}");
+        }
+        // Sealed: read through a mapping from now on, its descriptor is not needed.
+        old.release_file();
+        sh.segments
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(seg.clone());
+        w.active = seg;
+        w.builder = IndexBuilder::default();
+        w.marker_current = false;
+        Ok(())
+    }
+}
