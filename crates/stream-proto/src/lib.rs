@@ -17,6 +17,7 @@
 
 #![deny(missing_docs)]
 
+mod batch;
 mod error;
 mod frame;
 mod header;
@@ -28,6 +29,7 @@ mod response;
 mod types;
 pub mod wire;
 
+pub use batch::{BatchPrefix, BatchRecord, BatchView, MIN_BATCH_RECORD_LEN};
 pub use error::{DecodeError, ErrorCode};
 pub use frame::{Frame, FrameDecoder, FrameError};
 pub use header::{

@@ -2,6 +2,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::batch::BatchView;
 use crate::error::DecodeError;
 use crate::header::{begin_frame, finish_frame};
 use crate::types::{Priority, RequestType};
@@ -401,22 +402,20 @@ impl Request {
                 max_messages: r.u32("max_messages")?,
             },
             RequestType::BatchProduce => {
-                let topic = r.string("topic")?;
-                let partition = r.u32("partition")?;
-                // Each record is at least 4 + 4 + 1 bytes.
-                let (n, cap) = r.count("record count", 9)?;
-                let mut records = Vec::with_capacity(cap);
-                for _ in 0..n {
-                    records.push(ProduceRecord {
-                        key: r.bytes("record key")?,
-                        value: r.bytes("record value")?,
-                        priority: check_priority(r.u8("record priority")?, "record priority")?,
-                    });
-                }
+                // The layout's one reader; the owned request's bytes are slices of `payload`.
+                let payload = r.rest();
+                let view = BatchView::parse(&payload)?;
                 Request::BatchProduce {
-                    topic,
-                    partition,
-                    records,
+                    topic: view.topic.to_owned(),
+                    partition: view.partition,
+                    records: view
+                        .records()
+                        .map(|rec| ProduceRecord {
+                            key: payload.slice_ref(rec.key),
+                            value: payload.slice_ref(rec.value),
+                            priority: rec.priority,
+                        })
+                        .collect(),
                 }
             }
             RequestType::FetchWait => Request::FetchWait {

@@ -26,6 +26,13 @@ impl Reader {
         self.buf.len() - self.pos
     }
 
+    /// Everything not read yet, for a decoder of its own; the reader is then at the end.
+    pub fn rest(&mut self) -> Bytes {
+        let rest = self.buf.slice(self.pos..);
+        self.pos = self.buf.len();
+        rest
+    }
+
     fn take(&mut self, n: usize, field: &'static str) -> Result<&[u8], DecodeError> {
         if self.remaining() < n {
             return Err(DecodeError::Truncated {

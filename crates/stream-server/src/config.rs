@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use stream_log::{Durability, LogConfig};
+use stream_log::{Durability, LogConfig, StoreLimits, StoreOptions};
 
 /// `stream-server` configuration.
 #[derive(Debug, Clone, Parser)]
@@ -26,12 +26,14 @@ pub struct Config {
     #[arg(long, env = "STREAM_BIND", default_value = "0.0.0.0")]
     pub bind: String,
     /// Threads running the network and request handling (tokio worker threads).
-    #[arg(long, env = "STREAM_IO_THREADS", default_value_t = 4)]
-    pub io_threads: usize,
+    #[arg(long, env = "STREAM_IO_THREADS", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub io_threads: u16,
     /// Threads for blocking work: topic creation/deletion, offset commits, flushes (tokio's
     /// blocking pool size).
-    #[arg(long, env = "STREAM_WORKER_THREADS", default_value_t = 8)]
-    pub worker_threads: usize,
+    #[arg(long, env = "STREAM_WORKER_THREADS", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: u16,
     /// Maximum concurrent client connections; further connections are refused (and logged).
     #[arg(long, env = "STREAM_MAX_CONNECTIONS", default_value_t = 10000)]
     pub max_connections: usize,
@@ -69,13 +71,39 @@ pub struct Config {
     /// from it (back-pressure).
     #[arg(long, env = "STREAM_MAX_IN_FLIGHT", default_value_t = 4096)]
     pub max_in_flight: usize,
-    /// Close a connection whose client has not read its answers for this long
-    /// (milliseconds): a stuck reader must not pin server memory or delay shutdown.
+    /// Close a connection whose client has not taken a write of its answers (everything
+    /// coalesced, or one large answer) within this long (milliseconds): a stuck or too slow
+    /// reader must not pin server memory or delay shutdown.
     #[arg(long, env = "STREAM_WRITE_TIMEOUT_MS", default_value_t = 10_000)]
     pub write_timeout_ms: u64,
     /// How long SIGTERM waits for in-flight requests before giving up on them (milliseconds).
     #[arg(long, env = "STREAM_SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000)]
     pub shutdown_timeout_ms: u64,
+    /// Threads running the fsyncs of every partition (shared by all of them; one more drives
+    /// the interval policy).
+    #[arg(long, env = "STREAM_SYNC_THREADS", default_value_t = stream_log::DEFAULT_SYNC_THREADS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pub sync_threads: usize,
+    /// Segment files kept open at once (least recently used ones are closed and reopened on
+    /// demand). Default: a quarter of the open-files soft limit, between 64 and 4096.
+    #[arg(long, env = "STREAM_MAX_OPEN_FILES",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_open_files: Option<usize>,
+    /// Most topics the broker holds; CREATE_TOPIC beyond it is refused.
+    #[arg(long, env = "STREAM_MAX_TOPICS", default_value_t = stream_log::DEFAULT_MAX_TOPICS)]
+    pub max_topics: u64,
+    /// Most partitions over all topics; CREATE_TOPIC beyond it is refused.
+    #[arg(long, env = "STREAM_MAX_PARTITIONS",
+          default_value_t = stream_log::DEFAULT_MAX_TOTAL_PARTITIONS)]
+    pub max_partitions: u64,
+    /// Memory (bytes) that requests in flight and unsent answers may take together, over all
+    /// connections: new requests wait (their connections are not read) while it is spent, and
+    /// a request that needs more than all of it is refused. See docs/operations.md for the
+    /// resulting bound on the server's memory.
+    #[arg(long, env = "STREAM_MEMORY_BUDGET_BYTES",
+          default_value_t = crate::budget::DEFAULT_MEMORY_BUDGET,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1 << 20..))]
+    pub memory_budget_bytes: usize,
 }
 
 /// Where (whether) to serve `/metrics`.
@@ -106,6 +134,18 @@ impl Config {
             retention_ms: self.retention_ms,
             durability: self.durability,
             ..LogConfig::default()
+        }
+    }
+
+    /// The storage engine's store-wide limits and resources.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            limits: StoreLimits {
+                max_topics: self.max_topics,
+                max_total_partitions: self.max_partitions,
+            },
+            sync_threads: Some(self.sync_threads),
+            max_open_files: self.max_open_files,
         }
     }
 

@@ -1,9 +1,16 @@
 //! One client connection: a reader that decodes and dispatches pipelined requests as they
 //! arrive, and a writer that sends the answers back in request order.
 //!
-//! The reader appends produced messages at once and hands the writer a response that still
-//! waits for durability, so many in-flight produces share one group-commit fsync. Answers
-//! that are ready are coalesced into one write while more are queued.
+//! The reader appends produced messages at once and hands the writer an answer that still
+//! waits for durability, so many in-flight produces share one group-commit fsync: it serves
+//! every request already buffered (a burst) before handing their answers over together, so
+//! that the writer's first durability wait, which starts an fsync, comes after all of the
+//! burst's appends. Answers that are ready are coalesced into one write while more are queued.
+//!
+//! Memory: every request is charged to the server's memory budget ([`crate::budget`]) from
+//! its header, before its payload is read, and the charge is held until its answer has been
+//! written to the socket. When the budget is spent the reader stops reading this connection;
+//! a request that could never fit is refused without reading its payload.
 
 use std::future::Future;
 use std::pin::pin;
@@ -11,16 +18,16 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use stream_proto::{
-    DecodeError, ErrorCode, FrameDecoder, Request, RequestType, Response, HEADER_LEN,
-};
+use bytes::{Buf, BytesMut};
+use stream_proto::{ErrorCode, FrameDecoder, RequestType, Response, HEADER_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch};
 
+use crate::broker::memory::{admit, Admission};
 use crate::broker::{Broker, ConnState, Pending};
+use crate::budget::{Charge, ConnBudget};
 use crate::metrics::type_index;
 
 /// Connection settings.
@@ -32,30 +39,74 @@ pub struct ConnConfig {
     pub request_timeout: Duration,
     /// Requests in flight before reading pauses.
     pub max_in_flight: usize,
-    /// Longest a write of answers may block on a client that does not read.
+    /// Longest the client may take to receive one write of answers (everything coalesced, or
+    /// one large answer) before the connection is closed.
     pub write_timeout: Duration,
 }
 
-/// Response bytes (fetched records) one connection may hold unsent before the server stops
-/// reading its requests: a client that pipelines fetches without reading the answers cannot
-/// make the server buffer without bound.
-pub const RESPONSE_BYTES_BUDGET: usize = 64 << 20;
+/// Most requests served from one buffer before their answers are handed to the writer.
+const MAX_BURST: usize = 256;
+/// Read buffer of an idle connection; a request's frame gets room for all of it at once.
+const READ_BUF: usize = 16 << 10;
+/// The writer sends once this much is coalesced.
+const FLUSH_AT: usize = 256 << 10;
+/// Output buffer kept after a flush; a larger one (after a large answer) is given back.
+const OUT_BUF_KEEP: usize = 512 << 10;
 
 /// What the writer gets per request.
 struct Item {
     pending: Pending,
     type_idx: usize,
     started: Instant,
-    /// Share of the connection's response budget, released once the answer is written.
-    _budget: Option<OwnedSemaphorePermit>,
+    /// The request's share of the memory budget, given back once the answer is written.
+    charge: Charge,
 }
 
-/// Record bytes a ready answer carries (the only large part of any response).
-fn response_cost(p: &Pending) -> usize {
-    match p {
-        Pending::Ready(Response::Fetch(f))
-        | Pending::Ready(Response::FetchWait { fetch: f, .. }) => f.records.len(),
-        _ => 0,
+/// Hands the burst's answers to the writer, in order. False when the writer is gone.
+async fn hand_over(tx: &mpsc::Sender<Item>, burst: &mut Vec<Item>) -> bool {
+    for item in burst.drain(..) {
+        if tx.send(item).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Requests that may wait on the blocking pool or an fsync of their own while being served:
+/// the answers before them are handed over first so that they are not held up.
+fn serves_slowly(type_id: u32) -> bool {
+    [
+        RequestType::CreateTopic,
+        RequestType::DeleteTopic,
+        RequestType::CommitOffset,
+        RequestType::GroupCommit,
+    ]
+    .iter()
+    .any(|t| t.id() == type_id)
+}
+
+/// Why the reader stops waiting for budget.
+enum Interrupted {
+    Shutdown,
+    WriterGone,
+}
+
+/// Hands the burst over (its charges can only be given back by the writer), then waits for
+/// `bytes` of budget.
+async fn wait_for_budget(
+    budget: &ConnBudget,
+    bytes: usize,
+    tx: &mpsc::Sender<Item>,
+    burst: &mut Vec<Item>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Charge, Interrupted> {
+    if !hand_over(tx, burst).await {
+        return Err(Interrupted::WriterGone);
+    }
+    tokio::select! {
+        c = budget.acquire(bytes) => Ok(c),
+        _ = shutdown.changed() => Err(Interrupted::Shutdown),
+        _ = tx.closed() => Err(Interrupted::WriterGone),
     }
 }
 
@@ -74,84 +125,143 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Item>(cfg.max_in_flight.max(1));
-    let writer = tokio::spawn(write_loop(wr, rx, broker.clone(), cfg.write_timeout));
-    let mut state = ConnState {
-        id: conn_id,
-        has_legacy_members: false,
-    };
-    let budget = Arc::new(Semaphore::new(RESPONSE_BYTES_BUDGET));
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let writer = tokio::spawn(write_loop(
+        wr,
+        rx,
+        broker.clone(),
+        cfg.write_timeout,
+        peer.clone(),
+    ));
+    let budget = broker.memory.connection();
+    let mut state = ConnState::new(conn_id, budget.clone());
+    let mut buf = BytesMut::with_capacity(READ_BUF);
     let mut decoder = FrameDecoder::new();
+    let max_burst = cfg.max_in_flight.clamp(1, MAX_BURST);
+    let mut burst: Vec<Item> = Vec::with_capacity(max_burst);
+    // Bytes of a refused request still to be discarded as they arrive.
+    let mut skip = 0usize;
+    // The budget charged for the request at the front of `buf`, once its header is in.
+    let mut charge: Option<Charge> = None;
     // When the first byte of the request now in `buf` arrived (None while `buf` is empty).
     let mut request_started: Option<Instant> = None;
     'conn: loop {
         loop {
-            let frame = match decoder.decode(&mut buf) {
-                Ok(Some(f)) => {
-                    // Whatever remains is the start of the next request: its clock starts
-                    // once this loop has handled everything before it, so time this server
-                    // spends on back-pressure never counts against a client.
-                    request_started = None;
-                    f
+            if skip > 0 {
+                let n = skip.min(buf.len());
+                buf.advance(n);
+                skip -= n;
+                if skip > 0 {
+                    break;
                 }
+                request_started = None;
+                continue;
+            }
+            let header = match decoder.peek_header(&buf) {
+                Ok(Some(h)) => h,
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(%peer, error = %e, "protocol error; closing connection");
                     broker.metrics.protocol_errors.increment(1);
                     let resp =
                         Response::error(e.header.type_id, ErrorCode::ProtocolError, e.to_string());
-                    let _ = tx
-                        .send(Item {
-                            pending: Pending::Ready(resp),
-                            type_idx: type_index(e.header.type_id),
-                            started: Instant::now(),
-                            _budget: None,
-                        })
-                        .await;
+                    burst.push(Item {
+                        pending: Pending::Ready(resp),
+                        type_idx: type_index(e.header.type_id),
+                        started: Instant::now(),
+                        charge: Charge::none(),
+                    });
                     break 'conn;
                 }
             };
-            let started = Instant::now();
-            let type_id = frame.header.type_id;
-            broker
-                .metrics
-                .bytes_in
-                .increment((HEADER_LEN + frame.payload.len()) as u64);
-            let pending = match Request::decode(type_id, frame.payload) {
-                Ok(req) => broker.handle(req, &mut state).await,
-                Err(DecodeError::UnknownType(t)) => Pending::Ready(Response::error(
-                    t,
-                    ErrorCode::InvalidRequest,
-                    format!("unknown request type {t}"),
-                )),
-                Err(e) => Pending::Ready(Response::error(
-                    type_id,
-                    ErrorCode::InvalidRequest,
-                    format!("malformed {} payload: {e}", type_name(type_id)),
-                )),
-            };
-            let cost = response_cost(&pending).min(RESPONSE_BYTES_BUDGET);
-            let permit = if cost > 0 {
-                // Waits while earlier answers are unsent (the semaphore is never closed).
-                tokio::select! {
-                    p = budget.clone().acquire_many_owned(cost as u32) => p.ok(),
-                    _ = shutdown.changed() => break 'conn,
+            let type_id = header.type_id;
+            let total = HEADER_LEN + header.length as usize;
+            if charge.is_none() {
+                match admit(&header, &buf[HEADER_LEN..], budget.pool_limit()) {
+                    Admission::NeedMore => break,
+                    Admission::Refuse { response, reason } => {
+                        tracing::info!(%peer, request = type_id, length = header.length, %reason,
+                            "refusing a request before reading its payload");
+                        broker.metrics.bytes_in.increment(total as u64);
+                        burst.push(Item {
+                            pending: Pending::Ready(response),
+                            type_idx: type_index(type_id),
+                            started: Instant::now(),
+                            charge: Charge::none(),
+                        });
+                        skip = total;
+                        continue;
+                    }
+                    Admission::Charge(bytes) => {
+                        let c = match budget.try_acquire(bytes) {
+                            Some(c) => c,
+                            None => {
+                                match wait_for_budget(
+                                    &budget,
+                                    bytes,
+                                    &tx,
+                                    &mut burst,
+                                    &mut shutdown,
+                                )
+                                .await
+                                {
+                                    Ok(c) => c,
+                                    Err(_) => break 'conn,
+                                }
+                            }
+                        };
+                        charge = Some(c);
+                        // Time spent waiting for the budget is the server's, not the client's.
+                        request_started = None;
+                        // Room for the whole frame at once, instead of doubling as it arrives.
+                        if buf.capacity() < total {
+                            buf.reserve(total - buf.len());
+                        }
+                    }
                 }
-            } else {
-                None
+            }
+            if buf.len() < total {
+                break;
+            }
+            let frame = match decoder.decode(&mut buf) {
+                Ok(Some(f)) => f,
+                // The header was valid and the frame is complete: decode cannot say otherwise.
+                Ok(None) | Err(_) => break,
             };
-            let item = Item {
+            // Whatever remains is the start of the next request: its clock starts once this
+            // loop has handled everything before it, so time this server spends on
+            // back-pressure never counts against a client.
+            request_started = None;
+            let mut c = charge.take().unwrap_or_default();
+            let started = Instant::now();
+            broker.metrics.bytes_in.increment(total as u64);
+            if serves_slowly(type_id) && !hand_over(&tx, &mut burst).await {
+                break 'conn;
+            }
+            let pending = broker.handle(frame, &mut state).await;
+            // The request's payload and working memory are gone now; its answer stays.
+            let need = pending.answer_cost();
+            if !budget.settle(&mut c, need) {
+                drop(c);
+                c = match wait_for_budget(&budget, need, &tx, &mut burst, &mut shutdown).await {
+                    Ok(c) => c,
+                    Err(_) => break 'conn,
+                };
+            }
+            burst.push(Item {
                 pending,
                 type_idx: type_index(type_id),
                 started,
-                _budget: permit,
-            };
-            if tx.send(item).await.is_err() {
-                break 'conn; // writer gone: the socket failed
-            }
+                charge: c,
+            });
             if type_id == RequestType::Disconnect.id() {
                 break 'conn;
             }
+            if burst.len() >= max_burst && !hand_over(&tx, &mut burst).await {
+                break 'conn;
+            }
+        }
+        if !hand_over(&tx, &mut burst).await {
+            break; // writer gone: the socket failed
         }
         if *shutdown.borrow() {
             break;
@@ -164,11 +274,16 @@ pub async fn serve(
             let started = *request_started.get_or_insert_with(Instant::now);
             Some(started + cfg.request_timeout)
         };
+        if buf.capacity() - buf.len() < READ_BUF / 4 {
+            buf.reserve(READ_BUF);
+        }
         let read = rd.read_buf(&mut buf);
         let outcome = tokio::select! {
             r = read_with_timeout(read, cfg.idle_timeout) => r,
             _ = sleep_until_opt(deadline) => ReadOutcome::RequestTimeout,
             _ = shutdown.changed() => break,
+            // The writer closed the connection (a client too slow to take its answers).
+            _ = tx.closed() => break,
         };
         match outcome {
             ReadOutcome::Data => {}
@@ -190,6 +305,7 @@ pub async fn serve(
             }
         }
     }
+    let _ = hand_over(&tx, &mut burst).await;
     // The connection's legacy group members leave now, before the socket closes, so that a
     // client seeing the close also sees the rebalance.
     if state.has_legacy_members {
@@ -198,10 +314,6 @@ pub async fn serve(
     // Let the writer finish what is in flight (answers wait for durability), then close.
     drop(tx);
     let _ = writer.await;
-}
-
-fn type_name(type_id: u32) -> &'static str {
-    RequestType::from_id(type_id).map_or("unknown", |t| t.name())
 }
 
 enum ReadOutcome {
@@ -244,88 +356,61 @@ async fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
     std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
 }
 
-/// The write side: a coalescing buffer over the socket. Every write is bounded by a timeout
-/// so that a client that stops reading cannot pin the connection (and shutdown) forever;
-/// after a failed write everything else is dropped.
+/// The write side: a coalescing buffer over the socket. Every write must complete within the
+/// write timeout, so that a client that stops reading, or reads too slowly, cannot pin the
+/// connection's memory (and shutdown) for long; after a failed write everything else is
+/// dropped.
 struct Writer {
     wr: OwnedWriteHalf,
     out: BytesMut,
+    /// Budget of the answers in `out`: given back once they are written.
+    held: Vec<Charge>,
     timeout: Duration,
     failed: bool,
+    peer: String,
 }
 
 impl Writer {
     async fn flush(&mut self) {
-        if self.out.is_empty() || self.failed {
-            self.out.clear();
-            return;
-        }
-        // The timeout bounds each step without progress, not the whole write, so a slow but
-        // live link still receives a large answer.
-        let mut pos = 0;
-        while pos < self.out.len() {
-            match tokio::time::timeout(self.timeout, self.wr.write(&self.out[pos..])).await {
-                Ok(Ok(0)) => {
-                    self.failed = true;
-                    break;
-                }
-                Ok(Ok(n)) => pos += n,
+        if !self.out.is_empty() && !self.failed {
+            // The timeout bounds the whole write, not each step of it: a reader taking a few
+            // bytes now and then must not hold the answers forever.
+            match tokio::time::timeout(self.timeout, self.wr.write_all(&self.out)).await {
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "write failed");
+                    tracing::debug!(peer = %self.peer, error = %e, "write failed");
                     self.failed = true;
-                    break;
                 }
                 Err(_) => {
-                    tracing::info!(timeout = ?self.timeout, "client stopped reading its answers; closing");
+                    tracing::info!(peer = %self.peer, unsent = self.out.len(), timeout = ?self.timeout,
+                        "client stopped reading its answers (or took them too slowly to receive \
+                         this write in time; --write-timeout-ms / STREAM_WRITE_TIMEOUT_MS); closing");
                     self.failed = true;
-                    break;
                 }
             }
         }
         self.out.clear();
+        if self.out.capacity() > OUT_BUF_KEEP {
+            self.out = BytesMut::new();
+        }
+        self.held.clear();
     }
 }
 
-async fn resolve(pending: Pending, w: &mut Writer) -> Response {
+/// The final answer: at once when ready; otherwise what is coalesced is sent first, before
+/// sleeping on the fsync or the long poll.
+async fn resolve(pending: Pending, w: &mut Writer) -> (Response, Charge) {
     match pending {
-        Pending::Ready(r) => r,
-        Pending::Durable { waits, response } => {
-            for (log, offset) in &waits {
-                let mut fut = pin!(log.wait_durable(*offset));
-                let r = match poll_once(fut.as_mut()).await {
-                    Poll::Ready(r) => r,
-                    Poll::Pending => {
-                        // Send what is ready before sleeping on the fsync.
-                        w.flush().await;
-                        fut.await
-                    }
-                };
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "durability wait failed");
-                    return Response::error(
-                        response.type_id(),
-                        ErrorCode::StorageError,
-                        format!("not durable: {e}"),
-                    );
-                }
-            }
-            response
-        }
-        Pending::Task(mut handle) => {
-            let r = match poll_once(std::pin::Pin::new(&mut handle)).await {
+        Pending::Ready(r) => (r, Charge::none()),
+        Pending::Waiting(waiting) => {
+            let mut fut = pin!(waiting.resolve());
+            match poll_once(fut.as_mut()).await {
                 Poll::Ready(r) => r,
                 Poll::Pending => {
                     w.flush().await;
-                    handle.await
+                    fut.await
                 }
-            };
-            r.unwrap_or_else(|e| {
-                Response::error(
-                    RequestType::FetchWait.id(),
-                    ErrorCode::Unknown,
-                    format!("internal task failed: {e}"),
-                )
-            })
+            }
         }
     }
 }
@@ -335,12 +420,15 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Item>,
     broker: Arc<Broker>,
     timeout: Duration,
+    peer: String,
 ) {
     let mut w = Writer {
         wr,
-        out: BytesMut::with_capacity(64 * 1024),
+        out: BytesMut::new(),
+        held: Vec::new(),
         timeout,
         failed: false,
+        peer,
     };
     while !w.failed {
         let item = match rx.try_recv() {
@@ -354,7 +442,7 @@ async fn write_loop(
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         };
-        let resp = resolve(item.pending, &mut w).await;
+        let (resp, records_charge) = resolve(item.pending, &mut w).await;
         let before = w.out.len();
         resp.encode_frame(&mut w.out);
         broker
@@ -366,7 +454,11 @@ async fn write_loop(
             !resp.error_code().is_ok(),
             item.started.elapsed(),
         );
-        if w.out.len() >= 256 * 1024 {
+        // Encoded: the answer's own memory goes now, its bytes stay charged until written.
+        drop(resp);
+        w.held.push(item.charge);
+        w.held.push(records_charge);
+        if w.out.len() >= FLUSH_AT {
             w.flush().await;
         }
     }

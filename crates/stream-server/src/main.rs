@@ -1,12 +1,11 @@
 //! `stream-server`: the STRP broker. See `stream-server --help` and docs/protocol.md.
 
-use clap::Parser;
 use stream_server::config::Config;
 
 fn main() {
     ignore_sigxfsz();
     ignore_empty_stream_vars();
-    let cfg = Config::parse();
+    let cfg: Config = cli_support::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -16,8 +15,8 @@ fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cfg.io_threads.max(1))
-        .max_blocking_threads(cfg.worker_threads.max(1))
+        .worker_threads(usize::from(cfg.io_threads))
+        .max_blocking_threads(usize::from(cfg.worker_threads))
         .thread_name("strp")
         .enable_all()
         .build();

@@ -37,10 +37,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let log_cfg = cfg.log_config();
+    let store_opts = cfg.store_options();
     let dir = cfg.data_dir.clone();
+    // Before the store opens: its open-file cache is sized from the soft limit by default.
+    // Failures are reported by log_connection_capacity below.
+    let _ = process_limits::raise_open_files();
     let opened = Instant::now();
     let (store, offsets) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let store = TopicStore::open(&dir, log_cfg)
+        let store = TopicStore::open_with(&dir, log_cfg, store_opts)
             .with_context(|| format!("opening topics in {}", dir.display()))?;
         let offsets = OffsetStore::open(&dir)
             .with_context(|| format!("opening committed offsets in {}", dir.display()))?;
@@ -50,6 +54,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     .context("storage open task")??;
     tracing::info!(
         topics = store.topics().len(),
+        partitions = store.total_partitions(),
+        max_open_files = store.max_open_files(),
         elapsed_ms = opened.elapsed().as_millis() as u64,
         "storage recovered"
     );
@@ -86,6 +92,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         offsets,
         groups,
         cfg.durability,
+        crate::budget::MemoryBudget::new(cfg.memory_budget_bytes),
         shutdown_rx.clone(),
     ));
 
@@ -96,10 +103,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // The one readiness line tests and operators wait for: address first (parse_addr takes
     // the first address-looking token).
     tracing::info!(
-        "listening on {local} data_dir={} durability={} max_connections={}",
+        "listening on {local} data_dir={} durability={} max_connections={} memory_budget_bytes={}",
         cfg.data_dir.display(),
         cfg.durability,
-        cfg.max_connections
+        cfg.max_connections,
+        broker.memory.limit()
     );
 
     spawn_housekeeping(broker.clone(), metrics_handle, shutdown_rx.clone());

@@ -71,6 +71,17 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         max_messages: u32,
     },
+    /// The disk's fdatasync time for one small append (no server): what group commit can
+    /// do at best is one fsync per window of pipelined produces, so this is the bound the
+    /// `produce` figure is compared with.
+    Fsync {
+        /// Directory to write the probe file in (use the server's data directory's disk).
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Appends measured (each followed by fdatasync).
+        #[arg(long, default_value_t = 2000)]
+        count: u64,
+    },
     /// PRODUCE round trip with one request in flight.
     Latency {
         /// Requests measured.
@@ -236,8 +247,46 @@ fn run_parallel(
     merge(out)
 }
 
+/// Appends `size + 38` bytes (a stored record) and fdatasyncs, `count` times, in a fresh
+/// file under `dir`; prints the fsync time percentiles.
+fn fsync_probe(dir: &std::path::Path, size: usize, count: u64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let path = dir.join(format!("stream-bench-fsync-{}.tmp", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("creating {} (--dir)", path.display()))?;
+    let record = vec![b'x'; size + stream_proto::record::RECORD_FIXED_LEN];
+    let mut hist = Histogram::<u64>::new(3)?;
+    let result = (|| -> anyhow::Result<()> {
+        for _ in 0..count {
+            file.write_all(&record)?;
+            let t = Instant::now();
+            file.sync_data()?;
+            hist.record(t.elapsed().as_nanos() as u64)?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&path);
+    result.with_context(|| format!("appending to {}", path.display()))?;
+    let us = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "fdatasync after a {}-byte append, {count} times: p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
+        record.len(),
+        us(0.5),
+        us(0.9),
+        us(0.99),
+        hist.max() as f64 / 1000.0
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Cmd::Fsync { dir, count } = &args.cmd {
+        return fsync_probe(dir, args.size, *count);
+    }
     ensure_topic(&args)?;
     let value = Bytes::from(vec![b'x'; args.size]);
     match args.cmd {
@@ -363,6 +412,8 @@ fn main() -> anyhow::Result<()> {
                 bytes as f64 / e.as_secs_f64() / 1e6
             );
         }
+        // Answered before connecting, above.
+        Cmd::Fsync { .. } => {}
         Cmd::Latency { requests, warmup } => {
             let mut c = Conn::connect(args.addr)?;
             let frame = Request::Produce {
