@@ -1,7 +1,7 @@
-//! Throughput of the matching core on the realistic mix of `workload.rs`, end to end: each
-//! message is processed and its output encoded (binary, or CSV) into a reused buffer; the
-//! `_prefetch` variant also issues `Engine::prefetch`/`prefetch_orders` a few messages ahead, as
-//! a caller draining a batch can.
+//! Throughput of the matching core on the realistic mix of `engine_core::workload`, end to
+//! end: each message is processed and its output encoded (binary, or CSV) into a reused
+//! buffer; the `_prefetch` variant also issues `Engine::prefetch`/`prefetch_orders` a few
+//! messages ahead, as a caller draining a batch can.
 //!
 //! `cargo bench -p engine-core --bench engine`
 
@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use engine_core::{binary, csv, OutputMsg, Route, Sink};
 
-#[path = "workload.rs"]
-mod workload;
+use engine_core::workload;
 
 /// Encodes every output message into one reused buffer, as a transport would before writing.
 struct Encode<const CSV: bool>(Vec<u8>);

@@ -1,5 +1,6 @@
 //! Per-message latency percentiles (hdrhistogram) and single-pass throughput of the matching
-//! core on the realistic mix of `workload.rs`, output encoded (binary) into a reused buffer.
+//! core on the realistic mix of `engine_core::workload`, output encoded (binary) into a reused
+//! buffer.
 //!
 //! `cargo bench -p engine-core --bench latency` (optional argument: stream length).
 //! Each message is timed with two `Instant::now()` calls; their own cost (printed as "timer
@@ -12,8 +13,7 @@ use std::time::Instant;
 use engine_core::{binary, InputMsg, OutputMsg, Route, Sink};
 use hdrhistogram::Histogram;
 
-#[path = "workload.rs"]
-mod workload;
+use engine_core::workload;
 
 struct Encode(Vec<u8>);
 

@@ -7,8 +7,7 @@
 //! through the free nodes' `next` field so that freeing and reusing a slot never allocates.
 //! Once the arena has reached its high-water mark, adding and removing orders allocates nothing.
 
-use crate::engine::ClientId;
-use crate::message::{OrderId, Price, Qty, Side, UserId};
+use crate::message::{ClientId, OrderId, Price, Qty, Side, UserId};
 
 /// "No node": the end of a FIFO or of the free list.
 pub(crate) const NIL: u32 = u32::MAX;

@@ -13,16 +13,13 @@ use crate::arena::{Arena, Node, NIL};
 use crate::book::{
     crosses, find_level, key_price, level_key, side_at, side_index, unlink_in_level, Book, Top,
 };
+use crate::checks;
 use crate::index::OrderIndex;
 use crate::message::{
-    CancelOrder, InputMsg, NewOrder, OrderId, OutputMsg, Price, Qty, RejectReason, Side, Symbol,
-    UserId,
+    CancelOrder, ClientId, InputMsg, NewOrder, OrderId, OutputMsg, Price, Qty, RejectReason, Side,
+    Symbol, UserId,
 };
 use crate::users::{Count, UserHoldings};
-
-/// Opaque id of the client (connection) that sent a message; resting orders remember it so
-/// that trades and cancels can be routed to their owners. Single-client users pass 0.
-pub type ClientId = u32;
 
 /// Where an output message goes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -45,9 +42,30 @@ pub enum Route {
 }
 
 /// Receives the engine's output, in order.
+///
+/// Besides the output messages, the engine reports which orders start and stop resting
+/// ([`Sink::rested`], [`Sink::left`]): a caller that must know where orders rest (a threaded
+/// server checking duplicate ids and per-user caps across engines) learns it from the engine
+/// that decides it, rather than re-deriving it from acks, trade quantities and cancel acks.
+/// Both default to doing nothing, which costs nothing once inlined.
 pub trait Sink {
     /// Called once per output message.
     fn emit(&mut self, msg: &OutputMsg, route: Route);
+
+    /// Order (user, user order id) now rests in `symbol`'s book (what is left of a new limit
+    /// order after matching). Called after the order's ack and trades, before its top of book.
+    #[inline]
+    fn rested(&mut self, user: UserId, user_order_id: OrderId, symbol: Symbol) {
+        let _ = (user, user_order_id, symbol);
+    }
+
+    /// Order (user, user order id), resting in `symbol`'s book, is gone: filled completely,
+    /// cancelled, flushed or cancelled on disconnect. Called after the trade or cancel ack
+    /// that removed it.
+    #[inline]
+    fn left(&mut self, user: UserId, user_order_id: OrderId, symbol: Symbol) {
+        let _ = (user, user_order_id, symbol);
+    }
 }
 
 impl Sink for Vec<OutputMsg> {
@@ -85,6 +103,10 @@ pub struct EngineConfig {
     /// an order that would rest in one more); keeps one user from holding the whole symbol
     /// table.
     pub max_symbols_per_user: usize,
+    /// Highest limit price accepted (reject 3 "invalid price" above it); `Price::MAX`, the
+    /// default, accepts every price. In the config, not only in the engine, so that a threaded
+    /// server's router applies the same checks as its engines (`checks::validate_new`).
+    pub max_price: Price,
 }
 
 impl Default for EngineConfig {
@@ -95,6 +117,7 @@ impl Default for EngineConfig {
             max_symbols: DEFAULT_MAX_SYMBOLS,
             max_orders_per_user: DEFAULT_MAX_ORDERS_PER_USER,
             max_symbols_per_user: DEFAULT_MAX_SYMBOLS_PER_USER,
+            max_price: Price::MAX,
         }
     }
 }
@@ -108,7 +131,6 @@ impl Default for EngineConfig {
 /// must visit books in symbol order.
 pub struct Engine {
     config: EngineConfig,
-    max_price: Price,
     books: Vec<Book>,
     /// Symbol (as the u64 of its padded bytes) to index in `books`.
     by_symbol: FxHashMap<u64, u32>,
@@ -175,7 +197,6 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Engine {
         Engine {
             config,
-            max_price: Price::MAX,
             books: Vec::new(),
             by_symbol: FxHashMap::default(),
             ordered: BTreeMap::new(),
@@ -193,10 +214,10 @@ impl Engine {
         self.index.reserve(orders.saturating_sub(self.index.len()));
     }
 
-    /// Sets the highest limit price accepted; a new order above it is rejected with code 3
-    /// (invalid price). The default, `Price::MAX`, accepts every price.
+    /// Sets the highest limit price accepted ([`EngineConfig::max_price`]); a new order above
+    /// it is rejected with code 3 (invalid price).
     pub fn set_max_price(&mut self, max_price: Price) {
-        self.max_price = max_price;
+        self.config.max_price = max_price;
     }
 
     /// Current best price and total quantity at it on one side of a symbol's book, or `None`
@@ -363,6 +384,7 @@ impl Engine {
                                 user_order_id: node.oid,
                             };
                             sink.emit(&msg, Route::Client(client));
+                            sink.left(node.user, node.oid, book.symbol);
                         }
                         slot = node.next;
                     }
@@ -442,17 +464,8 @@ impl Engine {
             };
             sink.emit(&msg, Route::Origin);
         };
-        if o.symbol_too_long || o.symbol.is_empty() {
-            return reject(RejectReason::UnknownSymbol, sink);
-        }
-        if o.user == 0 && o.user_order_id == 0 {
-            return reject(RejectReason::InvalidOrderId, sink);
-        }
-        if o.qty == 0 {
-            return reject(RejectReason::InvalidQuantity, sink);
-        }
-        if o.price > self.max_price {
-            return reject(RejectReason::InvalidPrice, sink);
+        if let Err(reason) = checks::validate_new(o, self.config.max_price) {
+            return reject(reason, sink);
         }
         let key = order_key(o.user, o.user_order_id);
         if self.index.contains_key(key) {
@@ -502,6 +515,7 @@ impl Engine {
             if o.price != 0 {
                 let b = self.open_book(o.symbol);
                 self.rest(origin, o, o.qty, b);
+                sink.rested(o.user, o.user_order_id, o.symbol);
                 emit_top_changes(&self.books[b], [None, None], sink);
             }
             return;
@@ -593,10 +607,10 @@ impl Engine {
                         },
                     ),
                 };
-                if node.qty == 0 {
+                let filled = (node.qty == 0).then_some((node.user, node.oid));
+                if let Some((filled_user, filled_oid)) = filled {
                     let next = node.next;
-                    let filled_user = node.user;
-                    self.index.remove(order_key(filled_user, node.oid));
+                    self.index.remove(order_key(filled_user, filled_oid));
                     self.holdings.gone(filled_user, b);
                     self.arena.free(slot);
                     *orders -= 1;
@@ -608,6 +622,9 @@ impl Engine {
                     }
                 }
                 sink.emit(&trade, route);
+                if let Some((filled_user, filled_oid)) = filled {
+                    sink.left(filled_user, filled_oid, *symbol);
+                }
                 if remaining == 0 || level.head == NIL {
                     break;
                 }
@@ -620,6 +637,7 @@ impl Engine {
         // A limit order's remainder rests; a market order's is dropped.
         if remaining > 0 && o.price != 0 {
             self.rest(origin, o, remaining, b);
+            sink.rested(o.user, o.user_order_id, o.symbol);
         }
         let book = &mut self.books[b];
         emit_top_changes(book, before, sink);
@@ -688,7 +706,7 @@ impl Engine {
             };
             sink.emit(&msg, Route::Origin);
         };
-        if c.user == 0 && c.user_order_id == 0 {
+        if !checks::valid_id(c.user, c.user_order_id) {
             return reject(RejectReason::InvalidOrderId, sink);
         }
         let key = order_key(c.user, c.user_order_id);
@@ -714,6 +732,7 @@ impl Engine {
             },
             Route::Origin,
         );
+        sink.left(c.user, c.user_order_id, book.symbol);
         emit_top_changes(book, before, sink);
         note_if_empty(book, b as u32, &mut self.emptied);
     }
@@ -740,6 +759,7 @@ impl Engine {
                             user_order_id: node.oid,
                         };
                         sink.emit(&msg, Route::Client(node.client));
+                        sink.left(node.user, node.oid, book.symbol);
                         slot = node.next;
                     }
                 }

@@ -1,37 +1,36 @@
-//! The order index: (user, user order id) → arena slot, for every resting order.
+//! The open-addressing table behind the order index ((user, user order id) → arena slot, for
+//! every resting order) and behind the per-user counts of `users.rs`: one implementation,
+//! generic over the value, so both get the same probing and deletion.
 //!
 //! Hand-written open addressing with linear probing and backward-shift deletion, instead of
-//! `HashMap`, because on the hot path the index is touched once or twice per message at a
-//! random place in a table of hundreds of thousands of entries, i.e. it is a cache miss, and
-//! the layout decides how many: here an entry (key and slot, 16 bytes) is read in one access,
-//! where a SwissTable reads its control bytes and then the entry (two misses when cold, which
-//! profiling showed as the largest single cost of cancels). Knowing the bucket address also
-//! lets the engine prefetch the entry of a message before it is processed
-//! (`Engine::prefetch`). No tombstones: deletion shifts the following entries back, so probe
-//! sequences stay short however many orders come and go, and a steady population never
-//! allocates. Key 0 (user 0, order 0) marks an empty bucket: that id is always rejected
-//! (code 10), so it never rests.
+//! `HashMap`, because on the hot path the order index is touched once or twice per message at
+//! a random place in a table of hundreds of thousands of entries, i.e. it is a cache miss, and
+//! the layout decides how many: here an entry (key and value, 16 bytes for a `u32` or a pair of
+//! them) is read in one access, where a SwissTable reads its control bytes and then the entry
+//! (two misses when cold, which profiling showed as the largest single cost of cancels).
+//! Knowing the bucket address also lets the engine prefetch the entry of a message before it is
+//! processed (`Engine::prefetch`). No tombstones: deletion shifts the following entries back,
+//! so probe sequences stay short however many keys come and go, and a steady population never
+//! allocates. Key 0 marks an empty bucket: the order index's key 0 is (user 0, order 0), which
+//! is always rejected (code 10) so it never rests, and `users.rs` offsets its keys to avoid 0.
 
 /// An empty bucket's key.
-const EMPTY: u64 = 0;
+pub(crate) const EMPTY: u64 = 0;
 
 /// Smallest table.
-const MIN_CAPACITY: usize = 16;
+pub(crate) const MIN_CAPACITY: usize = 16;
 
+/// One bucket.
 #[derive(Clone, Copy)]
-struct Entry {
+struct Entry<V> {
     key: u64,
-    slot: u32,
+    value: V,
 }
 
-const VACANT: Entry = Entry {
-    key: EMPTY,
-    slot: 0,
-};
-
-/// Map from a non-zero u64 order key to a u32 slot.
-pub(crate) struct OrderIndex {
-    entries: Vec<Entry>,
+/// Map from a non-zero u64 key to a small `Copy` value. Linear probing, Fibonacci hashing,
+/// backward-shift deletion, at most 3/4 full.
+pub(crate) struct Table<V> {
+    entries: Vec<Entry<V>>,
     /// `entries.len() - 1` (the length is a power of two).
     mask: usize,
     /// 64 - log2(entries.len()): the hash takes the top bits of a multiplicative hash.
@@ -39,17 +38,25 @@ pub(crate) struct OrderIndex {
     len: usize,
 }
 
-impl Default for OrderIndex {
-    fn default() -> OrderIndex {
-        OrderIndex::with_buckets(MIN_CAPACITY)
+/// The order index: order key (user << 32 | user order id) → arena slot.
+pub(crate) type OrderIndex = Table<u32>;
+
+impl<V: Copy + Default> Default for Table<V> {
+    fn default() -> Table<V> {
+        Table::with_buckets(MIN_CAPACITY)
     }
 }
 
-impl OrderIndex {
-    fn with_buckets(buckets: usize) -> OrderIndex {
+impl<V: Copy + Default> Table<V> {
+    /// An empty table of `buckets` buckets (a power of two).
+    pub fn with_buckets(buckets: usize) -> Table<V> {
         debug_assert!(buckets.is_power_of_two());
-        OrderIndex {
-            entries: vec![VACANT; buckets],
+        let vacant = Entry {
+            key: EMPTY,
+            value: V::default(),
+        };
+        Table {
+            entries: vec![vacant; buckets],
             mask: buckets - 1,
             shift: 64 - buckets.trailing_zeros(),
             len: 0,
@@ -84,17 +91,17 @@ impl OrderIndex {
     }
 
     fn rehash(&mut self, buckets: usize) {
-        let old = std::mem::replace(self, OrderIndex::with_buckets(buckets));
+        let old = std::mem::replace(self, Table::with_buckets(buckets));
         for e in old.entries {
             if e.key != EMPTY {
-                self.insert(e.key, e.slot);
+                *self.get_or_insert(e.key, e.value) = e.value;
             }
         }
     }
 
     /// Bucket holding `key`, if present.
     #[inline]
-    fn find(&self, key: u64) -> Option<usize> {
+    pub fn find(&self, key: u64) -> Option<usize> {
         if key == EMPTY {
             return None;
         }
@@ -111,10 +118,10 @@ impl OrderIndex {
         }
     }
 
-    /// The slot of `key`.
+    /// The value of `key`.
     #[inline]
-    pub fn get(&self, key: u64) -> Option<u32> {
-        self.find(key).map(|i| self.entries[i].slot)
+    pub fn get(&self, key: u64) -> Option<V> {
+        self.find(key).map(|i| self.entries[i].value)
     }
 
     /// True when `key` is present.
@@ -123,37 +130,56 @@ impl OrderIndex {
         self.find(key).is_some()
     }
 
-    /// Inserts or replaces `key`.
+    /// The value in bucket `i` (from [`Table::find`]).
     #[inline]
-    pub fn insert(&mut self, key: u64, slot: u32) {
+    pub fn value_mut(&mut self, i: usize) -> &mut V {
+        &mut self.entries[i].value
+    }
+
+    /// The value of `key`, inserted as `value` when absent.
+    #[inline]
+    pub fn get_or_insert(&mut self, key: u64, value: V) -> &mut V {
         debug_assert_ne!(key, EMPTY, "key 0 marks empty buckets");
         if (self.len + 1) * 4 > self.entries.len() * 3 {
             self.rehash(self.entries.len() * 2);
         }
         let mut i = self.home(key);
         loop {
-            let e = &mut self.entries[i];
-            if e.key == key {
-                e.slot = slot;
-                return;
+            let k = self.entries[i].key;
+            if k == key {
+                break;
             }
-            if e.key == EMPTY {
-                *e = Entry { key, slot };
+            if k == EMPTY {
+                self.entries[i] = Entry { key, value };
                 self.len += 1;
-                return;
+                break;
             }
             i = (i + 1) & self.mask;
         }
+        &mut self.entries[i].value
     }
 
-    /// Removes `key`, returning its slot.
+    /// Inserts or replaces `key`.
     #[inline]
-    pub fn remove(&mut self, key: u64) -> Option<u32> {
-        let mut hole = self.find(key)?;
-        let slot = self.entries[hole].slot;
+    pub fn insert(&mut self, key: u64, value: V) {
+        *self.get_or_insert(key, value) = value;
+    }
+
+    /// Removes `key`, returning its value.
+    #[inline]
+    pub fn remove(&mut self, key: u64) -> Option<V> {
+        let i = self.find(key)?;
+        let value = self.entries[i].value;
+        self.remove_at(i);
+        Some(value)
+    }
+
+    /// Empties bucket `hole` (which holds an entry): backward shift, moving back every
+    /// following entry of the cluster that may live in the hole (its home is not cyclically
+    /// between the hole and its bucket).
+    #[inline]
+    pub fn remove_at(&mut self, mut hole: usize) {
         self.len -= 1;
-        // Backward shift: move back every following entry of the cluster that may live in the
-        // hole (its home is not cyclically between the hole and its bucket).
         let mut j = hole;
         loop {
             j = (j + 1) & self.mask;
@@ -167,8 +193,25 @@ impl OrderIndex {
                 hole = j;
             }
         }
-        self.entries[hole] = VACANT;
-        Some(slot)
+        self.entries[hole].key = EMPTY;
+    }
+
+    /// Removes every entry, keeping the buckets.
+    pub fn clear(&mut self) {
+        if self.len > 0 {
+            for e in &mut self.entries {
+                e.key = EMPTY;
+            }
+            self.len = 0;
+        }
+    }
+
+    /// Every (key, value), in bucket order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, V)> + '_ {
+        self.entries
+            .iter()
+            .filter(|e| e.key != EMPTY)
+            .map(|e| (e.key, e.value))
     }
 
     /// Hints the CPU to fetch the bucket where `key` would be found (no effect on results).

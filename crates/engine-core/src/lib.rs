@@ -5,18 +5,21 @@
 mod arena;
 pub mod binary;
 mod book;
+pub mod checks;
 pub mod csv;
 pub mod engine;
 mod index;
 pub mod message;
 pub mod replay;
 mod users;
+#[cfg(feature = "workload")]
+pub mod workload;
 
 pub use engine::{
-    ClientId, Elsewhere, Engine, EngineConfig, Route, Sink, DEFAULT_MAX_ORDERS_PER_USER,
-    DEFAULT_MAX_SYMBOLS, DEFAULT_MAX_SYMBOLS_PER_USER,
+    Elsewhere, Engine, EngineConfig, Route, Sink, DEFAULT_MAX_ORDERS_PER_USER, DEFAULT_MAX_SYMBOLS,
+    DEFAULT_MAX_SYMBOLS_PER_USER,
 };
 pub use message::{
-    CancelOrder, InputMsg, NewOrder, OrderId, OutputMsg, Price, Qty, RejectReason, Side, Symbol,
-    UserId,
+    CancelOrder, ClientId, InputMsg, NewOrder, OrderId, OutputMsg, Price, Qty, RejectReason, Side,
+    Symbol, UserId,
 };

@@ -11,6 +11,13 @@ pub type Price = u32;
 /// Quantity.
 pub type Qty = u32;
 
+/// Opaque id of the client (connection) that sent a message; resting orders remember it so
+/// that trades and cancels can be routed to their owners. Single-client users pass 0.
+///
+/// It lives with the messages rather than with the engine because the order nodes (`arena`)
+/// store it too, and the arena must not depend on the engine that uses it.
+pub type ClientId = u32;
+
 /// Longest symbol the protocols can carry.
 pub const SYMBOL_LEN: usize = 8;
 

@@ -1,8 +1,8 @@
 //! What each user holds, for the per-user caps (`EngineConfig::max_orders_per_user`,
 //! `EngineConfig::max_symbols_per_user`): how many orders it has resting, and in how many books.
 //!
-//! Counted in two small hand-written open-addressing tables (the order index's layout, see
-//! `index.rs`): user → (resting orders, books holding some), and (user, book) → resting orders
+//! Counted in two small open-addressing tables (the order index's table, `index.rs`, with two
+//! counters as the value): user → (resting orders, books holding some), and (user, book) → resting orders
 //! in that book, whose 0 ↔ 1 transitions move the user's book count. An entry exists only while
 //! its counts are non-zero, so memory follows what rests, not every user ever seen.
 //!
@@ -15,155 +15,58 @@
 //! below the cap and at least as many changes as that pass visited have been counted, so the
 //! passes cost O(1) per change however the load swings.
 
-/// An empty bucket's key (real keys are never 0: see [`user_key`] and [`user_book_key`]).
-const EMPTY: u64 = 0;
-
-/// Smallest table.
-const MIN_BUCKETS: usize = 16;
+use crate::index::{Table, MIN_CAPACITY};
 
 /// Changes that counting must see after it starts before it may stop, on top of one per order
 /// its starting pass visited (so that a load swinging around a cap cannot make the engine
 /// recount on every order).
 const START_MARGIN: usize = 64;
 
-/// One bucket: a key and two counters (for a user: orders and books; for a (user, book)
-/// pair: orders and 0).
-#[derive(Clone, Copy)]
-struct Entry {
-    key: u64,
-    a: u32,
-    b: u32,
-}
-
-const VACANT: Entry = Entry {
-    key: EMPTY,
-    a: 0,
-    b: 0,
-};
-
-/// Map from a non-zero u64 key to two u32 counters; an entry is removed when both are 0.
-/// Linear probing, Fibonacci hashing, backward-shift deletion (no tombstones), 3/4 load.
-struct Counters {
-    entries: Vec<Entry>,
-    mask: usize,
-    shift: u32,
-    len: usize,
-}
+/// Map from a non-zero u64 key to two u32 counters (for a user: orders and books; for a
+/// (user, book) pair: orders and 0); an entry is removed when both are 0. The order index's
+/// table (`index.rs`) with a pair of counters as the value.
+struct Counters(Table<(u32, u32)>);
 
 impl Counters {
-    fn with_buckets(buckets: usize) -> Counters {
-        debug_assert!(buckets.is_power_of_two());
-        Counters {
-            entries: vec![VACANT; buckets],
-            mask: buckets - 1,
-            shift: 64 - buckets.trailing_zeros(),
-            len: 0,
-        }
-    }
-
-    #[inline]
-    fn home(&self, key: u64) -> usize {
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    fn new() -> Counters {
+        Counters(Table::with_buckets(MIN_CAPACITY))
     }
 
     /// The counters of `key`, (0, 0) when absent.
     #[inline]
     fn get(&self, key: u64) -> (u32, u32) {
-        let mut i = self.home(key);
-        loop {
-            let e = &self.entries[i];
-            if e.key == key {
-                return (e.a, e.b);
-            }
-            if e.key == EMPTY {
-                return (0, 0);
-            }
-            i = (i + 1) & self.mask;
-        }
+        self.0.get(key).unwrap_or((0, 0))
     }
 
     /// Adds `da` and `db` to the counters of `key` (inserting it at (0, 0)); returns the new
     /// values.
     #[inline]
     fn add(&mut self, key: u64, da: u32, db: u32) -> (u32, u32) {
-        debug_assert_ne!(key, EMPTY);
-        if (self.len + 1) * 4 > self.entries.len() * 3 {
-            self.rehash(self.entries.len() * 2);
-        }
-        let mut i = self.home(key);
-        loop {
-            let e = &mut self.entries[i];
-            if e.key == key {
-                e.a += da;
-                e.b += db;
-                return (e.a, e.b);
-            }
-            if e.key == EMPTY {
-                *e = Entry { key, a: da, b: db };
-                self.len += 1;
-                return (da, db);
-            }
-            i = (i + 1) & self.mask;
-        }
+        let v = self.0.get_or_insert(key, (0, 0));
+        v.0 += da;
+        v.1 += db;
+        *v
     }
 
     /// Subtracts `da` and `db` from the counters of `key` (saturating; absent keys stay absent),
     /// removing the entry when both reach 0; returns the new values.
     #[inline]
     fn sub(&mut self, key: u64, da: u32, db: u32) -> (u32, u32) {
-        let mut i = self.home(key);
-        loop {
-            let e = &mut self.entries[i];
-            if e.key == key {
-                e.a = e.a.saturating_sub(da);
-                e.b = e.b.saturating_sub(db);
-                let now = (e.a, e.b);
-                if now == (0, 0) {
-                    self.remove_at(i);
-                }
-                return now;
-            }
-            if e.key == EMPTY {
-                return (0, 0);
-            }
-            i = (i + 1) & self.mask;
+        let Some(i) = self.0.find(key) else {
+            return (0, 0);
+        };
+        let v = self.0.value_mut(i);
+        v.0 = v.0.saturating_sub(da);
+        v.1 = v.1.saturating_sub(db);
+        let now = *v;
+        if now == (0, 0) {
+            self.0.remove_at(i);
         }
-    }
-
-    /// Empties bucket `hole`, shifting back the following entries of its cluster that may live
-    /// there (their home is not cyclically between the hole and their bucket).
-    fn remove_at(&mut self, mut hole: usize) {
-        self.len -= 1;
-        let mut j = hole;
-        loop {
-            j = (j + 1) & self.mask;
-            let e = self.entries[j];
-            if e.key == EMPTY {
-                break;
-            }
-            let home = self.home(e.key);
-            if (j.wrapping_sub(home) & self.mask) >= (j.wrapping_sub(hole) & self.mask) {
-                self.entries[hole] = e;
-                hole = j;
-            }
-        }
-        self.entries[hole] = VACANT;
-    }
-
-    fn rehash(&mut self, buckets: usize) {
-        let old = std::mem::replace(self, Counters::with_buckets(buckets));
-        for e in old.entries {
-            if e.key != EMPTY {
-                self.add(e.key, e.a, e.b);
-            }
-        }
+        now
     }
 
     fn clear(&mut self) {
-        if self.len > 0 {
-            self.entries.fill(VACANT);
-            self.len = 0;
-        }
+        self.0.clear();
     }
 }
 
@@ -204,8 +107,8 @@ pub(crate) struct UserHoldings {
 impl Default for UserHoldings {
     fn default() -> UserHoldings {
         UserHoldings {
-            users: Counters::with_buckets(MIN_BUCKETS),
-            books: Counters::with_buckets(MIN_BUCKETS),
+            users: Counters::new(),
+            books: Counters::new(),
             on: [false; 2],
             credit: [0; 2],
         }
@@ -246,12 +149,12 @@ impl UserHoldings {
                     self.users.clear();
                 }
                 // Keep the book counts; orders will be recounted from scratch on restart.
-                self.zero_orders();
+                self.zero(Count::Orders);
             }
             Count::Books => {
                 self.books.clear();
                 if self.on[Count::Orders as usize] {
-                    self.zero_books();
+                    self.zero(Count::Books);
                 } else {
                     self.users.clear();
                 }
@@ -259,33 +162,22 @@ impl UserHoldings {
         }
     }
 
-    /// Sets every user's order count to 0 (book counts kept), dropping entries left at (0, 0).
-    fn zero_orders(&mut self) {
-        let kept: Vec<Entry> = self
+    /// Sets every user's count of `what` to 0 (the other count kept), dropping entries left
+    /// at (0, 0).
+    fn zero(&mut self, what: Count) {
+        let kept: Vec<(u64, (u32, u32))> = self
             .users
-            .entries
+            .0
             .iter()
-            .filter(|e| e.key != EMPTY && e.b > 0)
-            .copied()
+            .map(|(key, (orders, books))| match what {
+                Count::Orders => (key, (0, books)),
+                Count::Books => (key, (orders, 0)),
+            })
+            .filter(|&(_, counts)| counts != (0, 0))
             .collect();
         self.users.clear();
-        for e in kept {
-            self.users.add(e.key, 0, e.b);
-        }
-    }
-
-    /// Sets every user's book count to 0 (order counts kept).
-    fn zero_books(&mut self) {
-        let kept: Vec<Entry> = self
-            .users
-            .entries
-            .iter()
-            .filter(|e| e.key != EMPTY && e.a > 0)
-            .copied()
-            .collect();
-        self.users.clear();
-        for e in kept {
-            self.users.add(e.key, e.a, 0);
+        for (key, (orders, books)) in kept {
+            self.users.add(key, orders, books);
         }
     }
 
@@ -410,7 +302,7 @@ mod tests {
 
     #[test]
     fn grows_shrinks_and_keeps_no_entry_at_zero() {
-        let mut c = Counters::with_buckets(MIN_BUCKETS);
+        let mut c = Counters::new();
         let mut model = HashMap::new();
         for k in 1..5_000u64 {
             c.add(k * 7919, 1, 0);
@@ -420,7 +312,7 @@ mod tests {
             assert_eq!(c.sub(k * 7919, 1, 0), (0, 0));
             model.remove(&(k * 7919));
         }
-        assert_eq!(c.len, model.len());
+        assert_eq!(c.0.len(), model.len());
         for k in 1..5_000u64 {
             assert_eq!(
                 c.get(k * 7919).0,
@@ -429,8 +321,8 @@ mod tests {
         }
         // Subtracting from an absent key changes nothing.
         assert_eq!(c.sub(3, 1, 1), (0, 0));
-        assert_eq!(c.len, model.len());
+        assert_eq!(c.0.len(), model.len());
         c.clear();
-        assert_eq!((c.len, c.get(7919)), (0, (0, 0)));
+        assert_eq!((c.0.len(), c.get(7919)), (0, (0, 0)));
     }
 }

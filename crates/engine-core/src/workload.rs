@@ -1,5 +1,8 @@
-//! The benchmark workload shared by `benches/engine.rs` (criterion, throughput) and
-//! `benches/latency.rs` (hdrhistogram, per-message percentiles).
+//! The benchmark workload shared by `benches/engine.rs` (criterion, throughput),
+//! `benches/latency.rs` (hdrhistogram, per-message percentiles) and the server's `engine-bench
+//! --workload large` (the same stream over TCP). Behind the `workload` feature, so that only
+//! those tools build it and pull in `rand`; one module rather than a file included by path, so
+//! it is compiled, linted and documented once.
 //!
 //! 100 symbols, each primed with a book of thousands of resting orders spread over ~50 levels
 //! per side, then a stream of: ~60% new limit orders near the touch (0 to ~8 ticks behind the
@@ -11,7 +14,7 @@
 //! measured run replays the same messages on a freshly primed engine, so it sees the same
 //! states.
 
-use engine_core::{
+use crate::{
     CancelOrder, Engine, EngineConfig, InputMsg, NewOrder, OutputMsg, Route, Side, Sink, Symbol,
 };
 use rand::rngs::SmallRng;

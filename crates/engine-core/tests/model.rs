@@ -1,6 +1,7 @@
 //! Property test: random order flow through the engine and through a small, obviously correct
 //! reference model (flat vectors, linear scans, no cleverness); the output streams (messages
-//! and their routes) must be identical, and so must `owns_order` and the top of book.
+//! and their routes) must be identical, and so must `owns_order`, the resting orders that the
+//! engine's `Sink::rested` / `Sink::left` events describe, and the top of book.
 //!
 //! The flow uses a few users, order ids, symbols and clients and a narrow price band, so that
 //! duplicates, trades, sweeps, cancels of filled orders and capacity limits happen often.
@@ -346,11 +347,27 @@ impl Model {
     }
 }
 
-struct Collect(Out);
+/// The output of one step, and the resting orders as the engine's `rested` / `left` events
+/// tell them (kept across steps).
+struct Collect<'a>(Out, &'a mut BTreeMap<(UserId, OrderId), Symbol>);
 
-impl Sink for Collect {
+impl Sink for Collect<'_> {
     fn emit(&mut self, msg: &OutputMsg, route: Route) {
         self.0.push((*msg, route));
+    }
+
+    fn rested(&mut self, user: UserId, user_order_id: OrderId, symbol: Symbol) {
+        let old = self.1.insert((user, user_order_id), symbol);
+        assert_eq!(old, None, "rested twice: {user}, {user_order_id}");
+    }
+
+    fn left(&mut self, user: UserId, user_order_id: OrderId, symbol: Symbol) {
+        let old = self.1.remove(&(user, user_order_id));
+        assert_eq!(
+            old,
+            Some(symbol),
+            "left but not resting: {user}, {user_order_id}"
+        );
     }
 }
 
@@ -413,8 +430,9 @@ fn run(config: EngineConfig, ops: &[Op]) -> Result<(), TestCaseError> {
         books: BTreeMap::new(),
         seq: 0,
     };
+    let mut resting = BTreeMap::new();
     for (i, op) in ops.iter().enumerate() {
-        let mut got = Collect(Vec::new());
+        let mut got = Collect(Vec::new(), &mut resting);
         let mut want = Vec::new();
         match op {
             Op::Msg(client, msg) => {
@@ -436,6 +454,14 @@ fn run(config: EngineConfig, ops: &[Op]) -> Result<(), TestCaseError> {
                     engine.owns_order(user, oid),
                     model.find(user, oid).is_some(),
                     "owns_order({}, {}) after step {}",
+                    user,
+                    oid,
+                    i
+                );
+                prop_assert_eq!(
+                    resting.get(&(user, oid)).copied(),
+                    model.find(user, oid),
+                    "rested/left events for ({}, {}) after step {}",
                     user,
                     oid,
                     i
@@ -491,6 +517,7 @@ proptest! {
             max_symbols,
             max_orders_per_user: max_per_user,
             max_symbols_per_user,
+            max_price: Price::MAX,
         };
         run(config, &ops)?;
     }

@@ -307,3 +307,11 @@ impl Hub {
         }
     }
 }
+
+/// The threaded router's output goes to the clients through the hub, like the in-thread
+/// engine's.
+impl crate::router::Deliver for Hub {
+    fn deliver(&mut self, origin: ClientId, msg: &OutputMsg, route: Route) {
+        Hub::deliver(self, origin, msg, route);
+    }
+}

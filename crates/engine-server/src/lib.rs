@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod accept;
 pub mod config;
 pub mod hub;
 pub mod listen;

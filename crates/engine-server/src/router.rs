@@ -15,10 +15,19 @@
 //! engine would.
 //!
 //! Duplicate order ids: one engine rejects a new order whose id rests in any of its books, but
-//! a processor only sees its own. The router therefore keeps an index of resting orders learnt
-//! from the output it delivers (acks, trade quantities, cancel acks) and of new orders in
-//! flight; an id reused on another processor makes it wait until everything sent is delivered
-//! (the index is then exact) and reject with code 5 itself when the order still rests.
+//! a processor only sees its own. The router therefore keeps an index of resting orders, fed by
+//! the engines' own `Sink::rested` / `Sink::left` events (which each processor forwards in its
+//! output queue, in order with the job's messages), and of new orders in flight; an id reused
+//! on another processor makes it wait until everything sent is delivered (the index is then
+//! exact) and reject with code 5 itself when the order still rests. Whether an order gets as
+//! far as the duplicate check at all is `engine_core::checks::validate_new`, the engine's own
+//! first checks.
+//!
+//! Output: the router never reaches into the client table. Everything a client sees (the
+//! processors' output, and the two rejects the router makes itself) is handed in job order to
+//! a [`Deliver`] (the server's hub; a `Vec` in tests), and only by [`Router::drain`]; the input
+//! side ([`Router::submit`], [`Router::disconnect`]) drains only when it has to wait (a full
+//! job queue, or an index that must be exact).
 //!
 //! Resting orders per user (`EngineConfig::max_orders_per_user`) and the books holding them
 //! (`EngineConfig::max_symbols_per_user`) are capped across all processors, exactly as one
@@ -38,15 +47,28 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use engine_core::{
-    ClientId, Elsewhere, Engine, EngineConfig, InputMsg, OutputMsg, RejectReason, Route, Sink,
-    Symbol,
+    checks, ClientId, Elsewhere, Engine, EngineConfig, InputMsg, OrderId, OutputMsg, Price,
+    RejectReason, Route, Sink, Symbol, UserId,
 };
 use rtrb::{Consumer, Producer, PushError, RingBuffer};
 use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 
-use crate::hub::Hub;
 use crate::server::PREFETCH_AHEAD;
+
+/// Where the router hands the output it delivers, in the order a single engine would produce
+/// it: `origin` is the client whose message (or disconnect) produced `msg`, `route` where the
+/// engine sends it. Implemented by the server's `Hub`, and by a `Vec` for tests and tools.
+pub trait Deliver {
+    /// Called once per output message, in order.
+    fn deliver(&mut self, origin: ClientId, msg: &OutputMsg, route: Route);
+}
+
+impl Deliver for Vec<(ClientId, OutputMsg, Route)> {
+    fn deliver(&mut self, origin: ClientId, msg: &OutputMsg, route: Route) {
+        self.push((origin, *msg, route));
+    }
+}
 
 /// Work for a processor.
 enum Job {
@@ -81,6 +103,10 @@ impl Job {
 enum Out {
     /// One output message and where it goes.
     Msg(OutputMsg, Route),
+    /// The engine's `Sink::rested`: an order now rests (on this processor) in a symbol's book.
+    Rested(Key, Symbol),
+    /// The engine's `Sink::left`: an order resting on this processor is gone.
+    Left(Key),
     /// The job is complete.
     End,
 }
@@ -90,6 +116,9 @@ enum Out {
 enum Target {
     One(usize),
     All,
+    /// None: the router answers the job itself with this message (routed to the origin), in
+    /// its place in the job order.
+    Router(OutputMsg),
 }
 
 /// A job sent and not yet fully delivered.
@@ -97,23 +126,14 @@ struct Pending {
     origin: ClientId,
     target: Target,
     /// For a cancel without a symbol: (user, order id), to reject when no processor owns it.
-    unowned_cancel: Option<(u32, u32)>,
-    /// For a new order that passed the checks before the duplicate check: its tracking state.
-    new: Option<NewTrack>,
-}
-
-/// Follows a new order through its output to learn whether (and how much of) it rests.
-struct NewTrack {
-    key: Key,
-    symbol: Symbol,
-    qty: u32,
-    market: bool,
-    acked: bool,
-    filled: u32,
+    unowned_cancel: Option<Key>,
+    /// For a new order that passed the checks before the duplicate check: its id, counted in
+    /// flight until its output is complete.
+    new: Option<Key>,
 }
 
 /// An order's identity: (user, user order id).
-type Key = (u32, u32);
+type Key = (UserId, OrderId);
 
 struct Proc {
     tx: Producer<Job>,
@@ -130,10 +150,10 @@ pub struct Router {
     gather: Vec<Vec<(OutputMsg, Route)>>,
     gathered: Vec<bool>,
     stop: Arc<AtomicBool>,
-    /// Orders resting on some processor as of the output delivered so far. Lets the router
-    /// reject a new order that reuses the id of an order resting on *another* processor
-    /// (duplicate id, code 5), and count a user's resting orders across processors, as a
-    /// single engine would.
+    /// Orders resting on some processor as of the output delivered so far (the engines'
+    /// rested / left events). Lets the router reject a new order that reuses the id of an
+    /// order resting on *another* processor (duplicate id, code 5), and count a user's resting
+    /// orders across processors, as a single engine would.
     live: Live,
     /// New orders sent and not yet fully delivered: key -> (processor, how many).
     inflight: FxHashMap<Key, (usize, u32)>,
@@ -143,13 +163,14 @@ pub struct Router {
     max_orders_per_user: usize,
     /// The engines' cap on books holding one user's resting orders.
     max_symbols_per_user: usize,
+    /// The engines' highest accepted price (for `checks::validate_new`).
+    max_price: Price,
 }
 
-/// A resting order as the router knows it: its processor, remaining quantity and symbol.
+/// A resting order as the router knows it: its processor and symbol.
 #[derive(Clone, Copy)]
 struct LiveOrder {
     p: usize,
-    qty: u32,
     symbol: Symbol,
 }
 
@@ -180,20 +201,24 @@ impl Live {
         u.1 += u32::from(new_symbol);
     }
 
-    fn remove(&mut self, key: &Key) {
-        if let Some(old) = self.orders.remove(key) {
-            self.user_gone(key.0, old);
+    /// Order `key` left processor `p`. (An id rests on one processor at a time; the check of
+    /// `p` only keeps a stale event from removing a newer order elsewhere.)
+    fn remove(&mut self, key: &Key, p: usize) {
+        if self.orders.get(key).is_some_and(|l| l.p == p) {
+            if let Some(old) = self.orders.remove(key) {
+                self.user_gone(key.0, old);
+            }
         }
     }
 
-    /// A trade of `qty` against a resting order.
-    fn fill(&mut self, key: &Key, qty: u32) {
-        if let Some(l) = self.orders.get_mut(key) {
-            l.qty = l.qty.saturating_sub(qty);
-            if l.qty == 0 {
-                self.remove(key);
-            }
+    /// Applies one of processor `p`'s rested / left events; false for any other output.
+    fn apply(&mut self, p: usize, out: &Out) -> bool {
+        match *out {
+            Out::Rested(key, symbol) => self.insert(key, LiveOrder { p, symbol }),
+            Out::Left(key) => self.remove(&key, p),
+            Out::Msg(..) | Out::End => return false,
         }
+        true
     }
 
     fn user_gone(&mut self, user: u32, old: LiveOrder) {
@@ -243,6 +268,9 @@ impl Router {
     ) -> anyhow::Result<Router> {
         let max_orders_per_user = config.max_orders_per_user;
         let max_symbols_per_user = config.max_symbols_per_user;
+        let max_price = config.max_price;
+        // With one processor its engine sees every id and every order: nothing to track.
+        let track = n > 1;
         let stop = Arc::new(AtomicBool::new(false));
         let mut procs = Vec::with_capacity(n);
         for i in 0..n {
@@ -254,7 +282,7 @@ impl Router {
             let config = config.clone();
             let join = thread::Builder::new()
                 .name(format!("processor-{i}"))
-                .spawn(move || processor(config, job_rx, out_tx, wake, stop, spin))
+                .spawn(move || processor(config, job_rx, out_tx, wake, stop, spin, track))
                 .with_context(|| format!("spawn processor thread {i}"))?;
             procs.push(Proc {
                 tx,
@@ -274,6 +302,7 @@ impl Router {
             inflight_users: FxHashMap::default(),
             max_orders_per_user,
             max_symbols_per_user,
+            max_price,
         })
     }
 
@@ -294,31 +323,34 @@ impl Router {
         (h.finish() % self.procs.len() as u64) as usize
     }
 
-    /// Sends one input message from `origin` to the processor(s) that must see it.
-    pub fn submit(&mut self, origin: ClientId, msg: InputMsg, hub: &mut Hub) {
+    /// Sends one input message from `origin` to the processor(s) that must see it. Delivers
+    /// output to `out` only while it has to wait (see the module documentation).
+    pub fn submit<D: Deliver>(&mut self, origin: ClientId, msg: InputMsg, out: &mut D) {
         match msg {
             InputMsg::New(ref o) => {
                 let p = self.owner(&o.symbol);
                 let key = (o.user, o.user_order_id);
-                // The engine's checks that come before the duplicate check (docs/engine.md);
-                // an order failing one of them never rests and needs no tracking.
-                let invalid_id = o.user == 0 && o.user_order_id == 0;
-                let checked =
-                    !(o.symbol_too_long || o.symbol.is_empty() || invalid_id || o.qty == 0);
-                // With one processor its engine sees every id: nothing to track.
-                let track_id = checked && self.procs.len() > 1;
-                if track_id && self.resting_elsewhere(key, p, hub) {
+                // An order failing one of the engine's checks that come before the duplicate
+                // check (docs/engine.md) is rejected by its engine, never rests, and needs no
+                // tracking. With one processor its engine sees every id: nothing to track.
+                let track_id =
+                    self.procs.len() > 1 && checks::validate_new(o, self.max_price).is_ok();
+                if track_id && self.resting_elsewhere(key, p, out) {
                     let reject = OutputMsg::Reject {
                         symbol: o.symbol,
                         user: o.user,
                         user_order_id: o.user_order_id,
                         reason: RejectReason::DuplicateOrderId,
                     };
-                    // Nothing is in flight after the check, so this keeps the output order.
-                    hub.deliver(origin, &reject, Route::Origin);
+                    self.fifo.push_back(Pending {
+                        origin,
+                        target: Target::Router(reject),
+                        unowned_cancel: None,
+                        new: None,
+                    });
                     return;
                 }
-                let job = match track_id.then(|| self.user_orders_elsewhere(o.user, p, hub)) {
+                let job = match track_id.then(|| self.user_orders_elsewhere(o.user, p, out)) {
                     Some(Some(elsewhere)) => Job::NewCounted {
                         origin,
                         msg,
@@ -326,21 +358,14 @@ impl Router {
                     },
                     _ => Job::Msg { origin, msg },
                 };
-                self.send(p, job, hub);
+                self.send(p, job, out);
                 let new = track_id.then(|| {
                     self.inflight
                         .entry(key)
                         .and_modify(|e| e.1 += 1)
                         .or_insert((p, 1));
                     *self.inflight_users.entry(key.0).or_insert(0) += 1;
-                    NewTrack {
-                        key,
-                        symbol: o.symbol,
-                        qty: o.qty,
-                        market: o.price == 0,
-                        acked: false,
-                        filled: 0,
-                    }
+                    key
                 });
                 self.fifo.push_back(Pending {
                     origin,
@@ -355,12 +380,12 @@ impl Router {
                 let symbol = c.symbol.filter(|s| !s.is_empty());
                 let target = match symbol {
                     Some(ref s) => Some(self.owner(s)),
-                    None if c.user == 0 && c.user_order_id == 0 => Some(0),
+                    None if !checks::valid_id(c.user, c.user_order_id) => Some(0),
                     None => None,
                 };
                 match target {
                     Some(p) => {
-                        self.send(p, Job::Msg { origin, msg }, hub);
+                        self.send(p, Job::Msg { origin, msg }, out);
                         self.fifo.push_back(Pending {
                             origin,
                             target: Target::One(p),
@@ -370,7 +395,7 @@ impl Router {
                     }
                     None => {
                         for p in 0..self.procs.len() {
-                            self.send(p, Job::CancelIfOwned { origin, msg }, hub);
+                            self.send(p, Job::CancelIfOwned { origin, msg }, out);
                         }
                         self.fifo.push_back(Pending {
                             origin,
@@ -383,7 +408,7 @@ impl Router {
             }
             InputMsg::Flush => {
                 for p in 0..self.procs.len() {
-                    self.send(p, Job::Msg { origin, msg }, hub);
+                    self.send(p, Job::Msg { origin, msg }, out);
                 }
                 self.fifo.push_back(Pending {
                     origin,
@@ -399,19 +424,24 @@ impl Router {
     /// output not delivered yet (the key is live or in flight elsewhere), it first waits until
     /// every job sent so far is delivered. That only happens for an order id reused across
     /// processors, so the stall is rare.
-    fn resting_elsewhere(&mut self, key: Key, p: usize, hub: &mut Hub) -> bool {
+    fn resting_elsewhere<D: Deliver>(&mut self, key: Key, p: usize, out: &mut D) -> bool {
         let maybe = self.live.get(&key).is_some_and(|l| l.p != p)
             || self.inflight.get(&key).is_some_and(|f| f.0 != p);
         if !maybe {
             return false;
         }
+        self.drain_all(out);
+        self.live.get(&key).is_some_and(|l| l.p != p)
+    }
+
+    /// Waits until every job sent so far is delivered.
+    fn drain_all<D: Deliver>(&mut self, out: &mut D) {
         while !self.fifo.is_empty() {
-            self.drain(hub);
+            self.drain(out);
             if !self.fifo.is_empty() {
                 thread::yield_now();
             }
         }
-        self.live.get(&key).is_some_and(|l| l.p != p)
     }
 
     /// For a new order of `user` bound for processor `p`: `None` when the user certainly holds
@@ -419,7 +449,12 @@ impl Router {
     /// each per new order in flight, upper bounds); otherwise, after waiting until every job
     /// sent is delivered, exactly what the user holds on the other processors. The wait only
     /// happens for a user near a cap.
-    fn user_orders_elsewhere(&mut self, user: u32, p: usize, hub: &mut Hub) -> Option<Elsewhere> {
+    fn user_orders_elsewhere<D: Deliver>(
+        &mut self,
+        user: UserId,
+        p: usize,
+        out: &mut D,
+    ) -> Option<Elsewhere> {
         let n = self.procs.len();
         let (orders, symbols) = (0..n)
             .map(|q| self.live.holdings(user, q))
@@ -430,12 +465,7 @@ impl Router {
         {
             return None;
         }
-        while !self.fifo.is_empty() {
-            self.drain(hub);
-            if !self.fifo.is_empty() {
-                thread::yield_now();
-            }
-        }
+        self.drain_all(out);
         let (orders, symbols) = (0..n)
             .filter(|&q| q != p)
             .map(|q| self.live.holdings(user, q))
@@ -443,10 +473,11 @@ impl Router {
         Some(Elsewhere { orders, symbols })
     }
 
-    /// Cancels every resting order of `client` on every processor.
-    pub fn disconnect(&mut self, client: ClientId, hub: &mut Hub) {
+    /// Cancels every resting order of `client` on every processor. Delivers output to `out`
+    /// only while a job queue is full.
+    pub fn disconnect<D: Deliver>(&mut self, client: ClientId, out: &mut D) {
         for p in 0..self.procs.len() {
-            self.send(p, Job::Disconnect(client), hub);
+            self.send(p, Job::Disconnect(client), out);
         }
         self.fifo.push_back(Pending {
             origin: client,
@@ -458,14 +489,14 @@ impl Router {
 
     /// Pushes a job, draining output while the queue is full (a processor blocked on its full
     /// output queue must be able to make progress, or both sides would wait forever).
-    fn send(&mut self, p: usize, mut job: Job, hub: &mut Hub) {
+    fn send<D: Deliver>(&mut self, p: usize, mut job: Job, out: &mut D) {
         loop {
             match self.procs[p].tx.push(job) {
                 Ok(()) => break,
                 Err(PushError::Full(j)) => {
                     job = j;
                     self.procs[p].thread.unpark();
-                    self.drain(hub);
+                    self.drain(out);
                     thread::yield_now();
                 }
             }
@@ -473,54 +504,83 @@ impl Router {
         self.procs[p].thread.unpark();
     }
 
-    /// Delivers all output that is ready, in submission order.
-    pub fn drain(&mut self, hub: &mut Hub) {
-        while let Some(head) = self.fifo.front_mut() {
+    /// Delivers all output that is ready to `out`, in submission order.
+    pub fn drain<D: Deliver>(&mut self, out: &mut D) {
+        while let Some(head) = self.fifo.front() {
             let origin = head.origin;
             match head.target {
                 Target::One(p) => loop {
-                    match self.procs[p].rx.pop() {
-                        Ok(Out::Msg(m, r)) => {
-                            track(&mut self.live, head.new.as_mut(), &m);
-                            hub.deliver(origin, &m, r);
-                        }
-                        Ok(Out::End) => {
-                            if let Some(n) = &head.new {
-                                finish_new(
-                                    &mut self.inflight,
-                                    &mut self.inflight_users,
-                                    &mut self.live,
-                                    p,
-                                    n,
-                                );
+                    let Ok(item) = self.procs[p].rx.pop() else {
+                        return;
+                    };
+                    match item {
+                        Out::Msg(m, r) => out.deliver(origin, &m, r),
+                        Out::End => {
+                            if let Some(key) = head.new {
+                                self.finish_new(key);
                             }
                             self.fifo.pop_front();
                             break;
                         }
-                        Err(_) => return,
+                        event => {
+                            self.live.apply(p, &event);
+                        }
                     }
                 },
                 Target::All => {
                     for p in 0..self.procs.len() {
                         while !self.gathered[p] {
-                            match self.procs[p].rx.pop() {
-                                Ok(Out::Msg(m, r)) => self.gather[p].push((m, r)),
-                                Ok(Out::End) => self.gathered[p] = true,
-                                Err(_) => return,
+                            let Ok(item) = self.procs[p].rx.pop() else {
+                                return;
+                            };
+                            match item {
+                                Out::Msg(m, r) => self.gather[p].push((m, r)),
+                                Out::End => self.gathered[p] = true,
+                                // Applied as it arrives: the engine has already done what it
+                                // reports, and these jobs only remove orders.
+                                event => {
+                                    self.live.apply(p, &event);
+                                }
                             }
                         }
                     }
                     let unowned = head.unowned_cancel;
                     self.fifo.pop_front();
-                    self.deliver_gathered(origin, unowned, hub);
+                    self.deliver_gathered(origin, unowned, out);
                 }
+                Target::Router(msg) => {
+                    self.fifo.pop_front();
+                    out.deliver(origin, &msg, Route::Origin);
+                }
+            }
+        }
+    }
+
+    /// A new order's output is complete: it is no longer in flight (whether it rests, its
+    /// engine has said with a rested event).
+    fn finish_new(&mut self, key: Key) {
+        if let Some(f) = self.inflight.get_mut(&key) {
+            f.1 -= 1;
+            if f.1 == 0 {
+                self.inflight.remove(&key);
+            }
+        }
+        if let Some(u) = self.inflight_users.get_mut(&key.0) {
+            *u -= 1;
+            if *u == 0 {
+                self.inflight_users.remove(&key.0);
             }
         }
     }
 
     /// Merges the per-processor output of a job that went to every processor into the order a
     /// single engine would have produced: each book's lines stay together, books in symbol order.
-    fn deliver_gathered(&mut self, origin: ClientId, unowned: Option<(u32, u32)>, hub: &mut Hub) {
+    fn deliver_gathered<D: Deliver>(
+        &mut self,
+        origin: ClientId,
+        unowned: Option<Key>,
+        out: &mut D,
+    ) {
         let mut groups: Vec<(Symbol, usize, usize, usize)> = Vec::new();
         for (p, out) in self.gather.iter().enumerate() {
             let mut start = 0;
@@ -540,13 +600,12 @@ impl Router {
                     user_order_id,
                     reason: RejectReason::OrderNotFound,
                 };
-                hub.deliver(origin, &reject, Route::Origin);
+                out.deliver(origin, &reject, Route::Origin);
             }
         }
         for (_, p, a, b) in groups {
             for (m, r) in &self.gather[p][a..b] {
-                track(&mut self.live, None, m);
-                hub.deliver(origin, m, *r);
+                out.deliver(origin, m, *r);
             }
         }
         for (g, done) in self.gather.iter_mut().zip(self.gathered.iter_mut()) {
@@ -575,82 +634,6 @@ impl Drop for Router {
     }
 }
 
-/// A new order's output is complete: record it as resting when it is.
-fn finish_new(
-    inflight: &mut FxHashMap<Key, (usize, u32)>,
-    inflight_users: &mut FxHashMap<u32, u32>,
-    live: &mut Live,
-    p: usize,
-    n: &NewTrack,
-) {
-    if let Some(f) = inflight.get_mut(&n.key) {
-        f.1 -= 1;
-        if f.1 == 0 {
-            inflight.remove(&n.key);
-        }
-    }
-    if let Some(u) = inflight_users.get_mut(&n.key.0) {
-        *u -= 1;
-        if *u == 0 {
-            inflight_users.remove(&n.key.0);
-        }
-    }
-    if n.acked && !n.market && n.filled < n.qty {
-        live.insert(
-            n.key,
-            LiveOrder {
-                p,
-                qty: n.qty - n.filled,
-                symbol: n.symbol,
-            },
-        );
-    }
-}
-
-/// Updates the resting-order index from one delivered output message. `new` is the order being
-/// processed, whose own fills are counted on it until its output is complete.
-fn track(live: &mut Live, mut new: Option<&mut NewTrack>, m: &OutputMsg) {
-    match *m {
-        OutputMsg::Ack {
-            user,
-            user_order_id,
-            ..
-        } => {
-            if let Some(n) = new {
-                if n.key == (user, user_order_id) {
-                    n.acked = true;
-                }
-            }
-        }
-        OutputMsg::Trade {
-            buy_user,
-            buy_order_id,
-            sell_user,
-            sell_order_id,
-            qty,
-            ..
-        } => {
-            for key in [(buy_user, buy_order_id), (sell_user, sell_order_id)] {
-                if let Some(n) = new.as_deref_mut() {
-                    if n.acked && n.key == key {
-                        n.filled = n.filled.saturating_add(qty);
-                        continue;
-                    }
-                }
-                live.fill(&key, qty);
-            }
-        }
-        OutputMsg::CancelAck {
-            user,
-            user_order_id,
-            ..
-        } => {
-            live.remove(&(user, user_order_id));
-        }
-        OutputMsg::TopOfBook { .. } | OutputMsg::Reject { .. } => {}
-    }
-}
-
 fn symbol_of(m: &OutputMsg) -> Symbol {
     match *m {
         OutputMsg::Ack { symbol, .. }
@@ -666,6 +649,9 @@ struct ProcSink<'a> {
     tx: &'a mut Producer<Out>,
     wake: &'a Notify,
     stop: &'a AtomicBool,
+    /// Forward the engine's rested / left events (only the router of several processors
+    /// needs them).
+    track: bool,
 }
 
 impl ProcSink<'_> {
@@ -690,6 +676,18 @@ impl Sink for ProcSink<'_> {
     fn emit(&mut self, msg: &OutputMsg, route: Route) {
         self.push(Out::Msg(*msg, route));
     }
+
+    fn rested(&mut self, user: UserId, user_order_id: OrderId, symbol: Symbol) {
+        if self.track {
+            self.push(Out::Rested((user, user_order_id), symbol));
+        }
+    }
+
+    fn left(&mut self, user: UserId, user_order_id: OrderId, _symbol: Symbol) {
+        if self.track {
+            self.push(Out::Left((user, user_order_id)));
+        }
+    }
 }
 
 fn processor(
@@ -699,6 +697,7 @@ fn processor(
     wake: Arc<Notify>,
     stop: Arc<AtomicBool>,
     spin: Duration,
+    track: bool,
 ) {
     let mut engine = Engine::new(config);
     let mut since_notify = 0u32;
@@ -725,6 +724,7 @@ fn processor(
                     tx: &mut tx,
                     wake: &wake,
                     stop: &stop,
+                    track,
                 };
                 match job {
                     Job::Msg { origin, msg } => engine.process(origin, &msg, &mut sink),

@@ -2,11 +2,10 @@
 //! transports, plus either an in-thread engine (single-threaded mode) or the processor threads
 //! of [`crate::router`] (threaded mode).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::{Buf, BytesMut};
@@ -16,6 +15,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Notify;
 
+use crate::accept::{accept_loop, ConnSlot};
 use crate::config::ServerConfig;
 use crate::hub::{Hub, OutState, TcpOut};
 use crate::mcast::Multicast;
@@ -237,7 +237,12 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
             "TCP listening on {} (4-byte big-endian length framing)",
             bound.describe
         );
-        tokio::task::spawn_local(accept_loop(listener, server.clone(), cfg.max_connections));
+        let server = server.clone();
+        tokio::task::spawn_local(accept_loop(
+            listener,
+            cfg.max_connections,
+            move |stream, peer, slot| start_client(stream, peer, slot, &server),
+        ));
     }
     if cfg.udp_enabled {
         let addr = cfg.udp_addr();
@@ -408,125 +413,6 @@ async fn drain_loop(wake: Arc<Notify>, server: Shared) {
     loop {
         wake.notified().await;
         server.borrow_mut().drain();
-    }
-}
-
-/// First and longest pause after a failed accept (EMFILE, ENFILE, ENOBUFS...): the failed
-/// connection stays in the listen queue, so retrying at once would spin.
-const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-
-/// How often a repeated warning (accept failures, refused connections) is logged at most.
-const WARN_EVERY: Duration = Duration::from_secs(1);
-
-/// Rate limit for a repeated warning: the first occurrence, then at most one line per
-/// [`WARN_EVERY`] with the count of those not logged.
-#[derive(Default)]
-struct Throttle {
-    last: Option<Instant>,
-    unlogged: u64,
-}
-
-impl Throttle {
-    /// `Some(occurrences not logged since the last line)` when this one should be logged.
-    fn admit(&mut self, now: Instant) -> Option<u64> {
-        match self.last {
-            Some(t) if now.duration_since(t) < WARN_EVERY => {
-                self.unlogged += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.unlogged))
-            }
-        }
-    }
-
-    /// Starts over: the next occurrence is logged as a first one.
-    fn reset(&mut self) {
-        self.last = None;
-        self.unlogged = 0;
-    }
-}
-
-/// One open TCP connection, counted against `--max-connections` until its reader and writer
-/// are both done (the socket is closed when both halves are dropped).
-struct ConnSlot(Rc<Cell<u64>>);
-
-impl ConnSlot {
-    fn new(open: &Rc<Cell<u64>>) -> ConnSlot {
-        open.set(open.get() + 1);
-        ConnSlot(open.clone())
-    }
-}
-
-impl Drop for ConnSlot {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
-    }
-}
-
-async fn accept_loop(listener: TcpListener, server: Shared, max_connections: u64) {
-    let open = Rc::new(Cell::new(0u64));
-    let mut backoff = ACCEPT_BACKOFF_MIN;
-    // Failures in the current run of failures, and the rate limit of their warnings.
-    let mut failures = 0u64;
-    let mut failure_log = Throttle::default();
-    let mut refusal_log = Throttle::default();
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                if failures > 0 {
-                    failure_log.reset();
-                    tracing::info!("TCP accept works again after {failures} failed attempts");
-                    failures = 0;
-                }
-                backoff = ACCEPT_BACKOFF_MIN;
-                if open.get() >= max_connections {
-                    // Accepted only to be closed at once: the client sees EOF instead of
-                    // hanging in the listen queue, and the descriptor is free again.
-                    drop(stream);
-                    if let Some(unlogged) = refusal_log.admit(Instant::now()) {
-                        let more = if unlogged > 0 {
-                            format!(" ({unlogged} more refused since the last such line)")
-                        } else {
-                            String::new()
-                        };
-                        tracing::warn!(
-                            "TCP connection from {peer} refused: {max_connections} connections \
-                             open, the limit (--max-connections / ENGINE_MAX_CONNECTIONS){more}"
-                        );
-                    }
-                    continue;
-                }
-                start_client(stream, peer, ConnSlot::new(&open), &server);
-            }
-            Err(e) => {
-                // EMFILE and friends: the pending connection stays queued and the listener
-                // stays readable, so wait before retrying (doubling, up to a second) and log
-                // the first failure, then a count at most once a second.
-                failures += 1;
-                if let Some(unlogged) = failure_log.admit(Instant::now()) {
-                    if failures == 1 {
-                        tracing::warn!(
-                            "TCP accept failed: {e}; retrying in {} ms, backing off up to {} ms \
-                             (further failures are counted once a second)",
-                            backoff.as_millis(),
-                            ACCEPT_BACKOFF_MAX.as_millis()
-                        );
-                    } else {
-                        tracing::warn!(
-                            "TCP accept still failing: {} more failures since the last report \
-                             ({failures} in a row), last: {e}; retrying in {} ms",
-                            unlogged + 1,
-                            backoff.as_millis()
-                        );
-                    }
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-            }
-        }
     }
 }
 

@@ -33,10 +33,10 @@ impl Proto {
 /// CSV payloads may hold several lines (a trailing newline, as `nc` sends, is fine); blank lines
 /// and `#` comments are skipped. Binary payloads may hold several messages back to back; each
 /// one's length comes from [`binary::input_len`], which tells the two cancel forms apart by what
-/// is left of the payload (the 10-byte cancel is the one that ends it, usually the only
-/// message). Every message that cannot be decoded is reported to `on_err` with the reason and
-/// skipped; a binary payload whose framing is lost (bad magic, unknown type, truncated) is
-/// abandoned from that point, since the next message boundary is unknown.
+/// is left of the payload (the short cancel, [`binary::CANCEL_SHORT_LEN`], is the one that ends
+/// it, usually the only message). Every message that cannot be decoded is reported to `on_err`
+/// with the reason and skipped; a binary payload whose framing is lost (bad magic, unknown
+/// type, truncated) is abandoned from that point, since the next message boundary is unknown.
 pub fn decode_payload(
     payload: &[u8],
     mut on_msg: impl FnMut(InputMsg),
@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn detection() {
         assert_eq!(Proto::detect(b"N, 1"), Proto::Csv);
-        assert_eq!(Proto::detect(&[0x4D, b'F']), Proto::Binary);
+        assert_eq!(Proto::detect(&[binary::MAGIC, b'F']), Proto::Binary);
         assert_eq!(Proto::detect(b""), Proto::Csv);
     }
 
@@ -211,7 +211,7 @@ mod tests {
         let mut c18 = Vec::new();
         binary::encode_input(&InputMsg::Cancel(long), &mut c18);
         assert_eq!(decode_all(&c18), (vec![InputMsg::Cancel(long)], vec![]));
-        // Several messages back to back: a 10-byte cancel at the end, an 18-byte one inside.
+        // Several messages back to back: a short cancel at the end, a long one inside.
         let order = InputMsg::New(NewOrder {
             user: 1,
             symbol: Symbol::new(b"IBM").unwrap(),
@@ -232,17 +232,21 @@ mod tests {
                 vec![]
             )
         );
-        // Truncated: 9 and 11 bytes.
-        for n in [9, 11] {
+        // Truncated: one byte short of either form, and one beyond the short form.
+        for n in [binary::CANCEL_SHORT_LEN - 1, binary::CANCEL_SHORT_LEN + 1] {
             let (msgs, errs) = decode_all(&c18[..n]);
             assert!(msgs.is_empty());
             assert_eq!(
                 errs,
                 [format!(
-                    "truncated binary message: type 'C', {n} of 10 or 18 bytes"
+                    "truncated binary message: type 'C', {n} of {} or {} bytes",
+                    binary::CANCEL_SHORT_LEN,
+                    binary::CANCEL_LEN
                 )]
             );
         }
+        assert_eq!(c10.len(), binary::CANCEL_SHORT_LEN);
+        assert_eq!(c18.len(), binary::CANCEL_LEN);
     }
 
     proptest! {
@@ -251,7 +255,7 @@ mod tests {
         fn arbitrary_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = next_frame(&bytes);
             decode_payload(&bytes, |_| {}, |_| {});
-            let mut with_magic = vec![0x4D];
+            let mut with_magic = vec![binary::MAGIC];
             with_magic.extend_from_slice(&bytes);
             decode_payload(&with_magic, |_| {}, |_| {});
         }

@@ -14,7 +14,7 @@ use engine_core::{
     Symbol,
 };
 use engine_server::hub::{Hub, TcpOut};
-use engine_server::router::Router;
+use engine_server::router::{Deliver, Router};
 use proptest::prelude::*;
 use tokio::sync::Notify;
 
@@ -126,6 +126,12 @@ fn single(steps: &[Step], config: &EngineConfig) -> Vec<Vec<u8>> {
 
 fn threaded(steps: &[Step], n: usize, config: &EngineConfig) -> Vec<Vec<u8>> {
     let (mut hub, outs) = hub();
+    route(steps, n, config, &mut hub);
+    taken(&outs)
+}
+
+/// Feeds `steps` through a router of `n` processors, delivering into `out` until done.
+fn route<D: Deliver>(steps: &[Step], n: usize, config: &EngineConfig, out: &mut D) {
     let mut router = Router::start(
         n,
         8,
@@ -136,16 +142,43 @@ fn threaded(steps: &[Step], n: usize, config: &EngineConfig) -> Vec<Vec<u8>> {
     .unwrap();
     for s in steps {
         match s {
-            Step::Msg(c, m) => router.submit(*c, *m, &mut hub),
-            Step::Disconnect(c) => router.disconnect(*c, &mut hub),
+            Step::Msg(c, m) => router.submit(*c, *m, out),
+            Step::Disconnect(c) => router.disconnect(*c, out),
         }
     }
     while !router.idle() {
-        router.drain(&mut hub);
+        router.drain(out);
         std::thread::yield_now();
     }
     router.shutdown();
-    taken(&outs)
+}
+
+/// The output sequence as a `Deliver` sees it: (origin, message, route).
+type Delivered = Vec<(ClientId, OutputMsg, Route)>;
+
+/// Records what a single engine emits as the router's `Deliver` would see it.
+struct Recorded<'a>(&'a mut Delivered, ClientId);
+
+impl Sink for Recorded<'_> {
+    fn emit(&mut self, msg: &OutputMsg, route: Route) {
+        self.0.push((self.1, *msg, route));
+    }
+}
+
+/// The whole output sequence, with origins and routes (not only each client's bytes): one
+/// engine's, and the router's through a `Vec` as its `Deliver`.
+fn sequences(steps: &[Step], n: usize, config: &EngineConfig) -> (Delivered, Delivered) {
+    let mut want = Vec::new();
+    let mut engine = Engine::new(config.clone());
+    for s in steps {
+        match s {
+            Step::Msg(c, m) => engine.process(*c, m, &mut Recorded(&mut want, *c)),
+            Step::Disconnect(c) => engine.cancel_client_orders(*c, &mut Recorded(&mut want, *c)),
+        }
+    }
+    let mut got: Delivered = Vec::new();
+    route(steps, n, config, &mut got);
+    (want, got)
 }
 
 fn compare(steps: &[Step], config: &EngineConfig) -> Result<(), TestCaseError> {
@@ -195,5 +228,20 @@ proptest! {
             ..EngineConfig::default()
         };
         compare(&steps, &config)?;
+    }
+
+    // The router's own first checks are the engine's (`checks::validate_new`): with a price
+    // cap an order above it is rejected with 3 by its engine, never with 5 by the router
+    // (an id resting on another processor), and the full sequence of (origin, message, route)
+    // is a single engine's.
+    #[test]
+    fn threaded_router_emits_a_single_engines_sequence_with_routes(
+        steps in prop::collection::vec(step(), 1..300),
+        max_price in prop_oneof![Just(u32::MAX), 101u32..106],
+        n in 2usize..4,
+    ) {
+        let config = EngineConfig { max_price, ..EngineConfig::default() };
+        let (want, got) = sequences(&steps, n, &config);
+        prop_assert_eq!(got, want, "{} processors, {:?}", n, config);
     }
 }

@@ -11,7 +11,7 @@
 //!   against the previous one (no self-trade prevention in the engine). Per order the server
 //!   sends the ack, every second order a trade, and top-of-book changes.
 //! - `large` (throughput mode, one client) is the matching core's benchmark mix
-//!   (`engine-core/benches/workload.rs`, shared with `cargo bench -p engine-core`): 100 symbols
+//!   (`engine_core::workload`, shared with `cargo bench -p engine-core`): 100 symbols
 //!   primed with 2,000 resting orders each (200,000; `ENGINE_BENCH_RESTING` per symbol), untimed,
 //!   then `--orders` messages of 60 % new orders near the touch, 30 % cancels, 10 % orders that
 //!   cross; the books grow to about 350,000 resting orders over 1,000,000 messages. Each
@@ -26,12 +26,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
-use engine_core::{binary, csv, InputMsg, NewOrder, OutputMsg, Side, Symbol};
+use engine_core::{binary, csv, workload, InputMsg, NewOrder, OutputMsg, Side, Symbol};
 use hdrhistogram::Histogram;
-
-#[path = "../../../engine-core/benches/workload.rs"]
-#[allow(dead_code)]
-mod workload;
 
 #[derive(Parser, Debug, Clone)]
 #[command(

@@ -210,7 +210,7 @@ pub fn binary_order(user: u32, symbol: &str, price: u32, qty: u32, side: u8, oid
     b.extend_from_slice(&qty.to_be_bytes());
     b.push(side);
     b.extend_from_slice(&oid.to_be_bytes());
-    assert_eq!(b.len(), 27);
+    assert_eq!(b.len(), engine_core::binary::NEW_ORDER_LEN);
     b
 }
 
@@ -230,7 +230,7 @@ pub fn binary_short_cancel(user: u32, oid: u32) -> Vec<u8> {
     let mut b = vec![0x4D, b'C'];
     b.extend_from_slice(&user.to_be_bytes());
     b.extend_from_slice(&oid.to_be_bytes());
-    assert_eq!(b.len(), 10);
+    assert_eq!(b.len(), engine_core::binary::CANCEL_SHORT_LEN);
     b
 }
 
