@@ -161,9 +161,10 @@ def test_refuses_a_port_already_in_use(tmp_path):
 
 
 def test_a_second_stack_on_the_same_data_dir_is_refused(stack, tmp_path):  # noqa: F811
-    """The README's "pick other ports" next to a running stack: other ports, same ./data. The
-    second stream server must refuse the directory (two servers would overwrite each other's
-    logs), so the second stack exits 1 and says why, while the first goes on serving."""
+    """Other ports but the same data directory (STACK_DATA_DIR given explicitly) next to a
+    running stack: the second stream server must refuse the directory (two servers would
+    overwrite each other's logs), so the second stack exits 1 and says why, while the first
+    goes on serving."""
     second = start_stack(tmp_path)
     assert second.data_dir == stack.data_dir
     try:
