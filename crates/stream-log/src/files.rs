@@ -17,9 +17,10 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError, Weak};
 
 use crate::error::{IoContext, Result};
+use crate::lock;
 
 /// Smallest cache the defaults pick: an active segment per partition of a small store.
 pub const MIN_DEFAULT_OPEN_FILES: usize = 64;
@@ -33,10 +34,6 @@ pub fn default_max_open_files() -> usize {
     let soft = process_limits::open_files()
         .map_or(1024, |l| usize::try_from(l.soft).unwrap_or(usize::MAX));
     (soft / 4).clamp(MIN_DEFAULT_OPEN_FILES, MAX_DEFAULT_OPEN_FILES)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The bounded set of open segment files shared by the partition logs of a store.

@@ -89,6 +89,12 @@ mod segment;
 mod sync;
 mod topics;
 
+/// Locks `m`, also when a thread panicked while holding it: a panic elsewhere must not turn
+/// every later call into a panic, and each critical section keeps its state consistent.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub use config::{
     Durability, LogConfig, StoreLimits, StoreOptions, DEFAULT_MAX_TOPICS,
     DEFAULT_MAX_TOTAL_PARTITIONS, MAX_SEGMENT_BYTES,

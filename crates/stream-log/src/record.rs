@@ -52,8 +52,12 @@ pub(crate) fn encode_into(buf: &mut Vec<u8>, offset: u64, partition: u32, r: &Re
 /// Result of checking the frame at the start of a byte slice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Frame {
-    /// A valid frame of this many bytes whose Message has this timestamp.
-    Ok { len: usize, timestamp_ms: u64 },
+    /// A valid frame of this many bytes whose Message has this timestamp and partition.
+    Ok {
+        len: usize,
+        timestamp_ms: u64,
+        partition: u32,
+    },
     /// The slice ends inside the frame; this many bytes would hold the whole frame.
     Incomplete { need: usize },
     /// The frame is invalid (torn or corrupt).
@@ -75,18 +79,11 @@ pub(crate) fn check_frame(b: &[u8], expected_offset: u64) -> Frame {
                 Frame::Ok {
                     len,
                     timestamp_ms: fields.timestamp_ms,
+                    partition: fields.partition,
                 }
             }
         }
     }
-}
-
-/// The partition field of a frame [`check_frame`] found valid.
-pub(crate) fn frame_partition(b: &[u8]) -> u32 {
-    let at = stream_proto::record::at::PARTITION;
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at]);
-    u32::from_le_bytes(a)
 }
 
 /// A decoded stored record (for tests, tools and clients of [`crate::ReadBatch`]).
@@ -121,9 +118,9 @@ mod tests {
             Frame::Ok {
                 len: buf.len(),
                 timestamp_ms: 7,
+                partition: 3,
             }
         );
-        assert_eq!(frame_partition(&buf), 3);
         assert_eq!(check_frame(&buf, 6), Frame::Bad("offset out of sequence"));
         let d = decode_batch(&buf).unwrap();
         assert_eq!(&d[0].key[..], b"k");

@@ -6,10 +6,11 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
-use super::{lock, now_ms, sync_dir, Appended, PartitionLog, Writer};
+use super::{now_ms, sync_dir, Appended, PartitionLog, Writer};
 use crate::config::{Durability, MAX_SEGMENT_BYTES};
 use crate::error::{LogError, Result};
 use crate::index::{IndexEntry, TimeEntry};
+use crate::lock;
 use crate::record::{encode_into, Record, MAX_MESSAGE_BYTES};
 use crate::segment::{CleanMarker, IndexBuilder, Segment};
 

@@ -11,9 +11,10 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
-use super::{lock, DurableView, PartitionLog, Shared, SyncState};
+use super::{DurableView, PartitionLog, Shared, SyncState};
 use crate::config::Durability;
 use crate::error::{LogError, Result};
+use crate::lock;
 use crate::segment::CleanMarker;
 use crate::sync::SyncJob;
 

@@ -12,7 +12,7 @@ use memmap2::{Mmap, MmapOptions};
 use super::Segment;
 use crate::error::{IoContext, Result};
 use crate::index;
-use crate::record::{check_frame, frame_partition, Frame, FRAME_FIXED_BYTES, MAX_MESSAGE_BYTES};
+use crate::record::{check_frame, Frame, FRAME_FIXED_BYTES, MAX_MESSAGE_BYTES};
 
 /// A slice of records read from one segment.
 pub(crate) struct SegmentRead {
@@ -209,8 +209,8 @@ impl Walk {
                 continue;
             }
             match check_frame(rest, self.offset) {
-                Frame::Ok { len, .. } => {
-                    if frame_partition(rest) != self.partition {
+                Frame::Ok { len, partition, .. } => {
+                    if partition != self.partition {
                         return Step::Bad("record belongs to another partition", self.cursor);
                     }
                     if (self.count > 0 || !self.first) && self.bytes + len as u64 > self.max_bytes {

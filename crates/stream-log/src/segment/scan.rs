@@ -3,7 +3,7 @@
 
 use super::IndexBuilder;
 use crate::index::{IndexEntry, TimeEntry};
-use crate::record::{check_frame, frame_partition, Frame};
+use crate::record::{check_frame, Frame};
 
 /// What a full scan of a segment's bytes found.
 #[derive(Debug, Default)]
@@ -31,8 +31,12 @@ pub(crate) fn scan(bytes: &[u8], base: u64, partition: u32, interval: u32) -> Sc
         let rest = &bytes[pos..];
         let offset = s.next_offset;
         match check_frame(rest, offset) {
-            Frame::Ok { len, timestamp_ms } => {
-                if frame_partition(rest) != partition {
+            Frame::Ok {
+                len,
+                timestamp_ms,
+                partition: stored,
+            } => {
+                if stored != partition {
                     s.bad = Some("record belongs to another partition");
                     break;
                 }

@@ -1,14 +1,11 @@
 //! The interval policy's clock: one thread sweeps every registered partition when its period
 //! is due and asks it to queue an fsync, instead of one sleeping thread per partition.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use super::SyncJob;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use crate::lock;
 
 struct Member {
     job: Weak<dyn SyncJob>,

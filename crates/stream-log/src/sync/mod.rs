@@ -10,20 +10,17 @@
 mod interval;
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::{LogError, Result};
+use crate::lock;
 
 pub(crate) use interval::Timer;
 
 /// Default number of fsync worker threads of a store.
 pub const DEFAULT_SYNC_THREADS: usize = 2;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Work the pool runs: one partition's fsync step.
 pub(crate) trait SyncJob: Send + Sync {
