@@ -36,7 +36,7 @@ use hdrhistogram::Histogram;
 )]
 struct Args {
     /// Server TCP address.
-    #[arg(long, default_value = "127.0.0.1:1234")]
+    #[arg(long, default_value = "127.0.0.1:1234", value_parser = cli_support::socket_addr)]
     addr: SocketAddr,
     /// What to measure.
     #[arg(long, value_enum, default_value_t = Mode::Latency)]
@@ -96,7 +96,7 @@ enum Wire {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args: Args = cli_support::parse();
     match args.mode {
         Mode::Latency => latency(&args),
         Mode::Throughput if args.workload == Workload::Large => throughput_large(&args),

@@ -21,7 +21,8 @@ use stream_proto::{ErrorCode, FrameDecoder, ProduceRecord, Request, Response, HE
 #[command(name = "stream-bench", about = "Load generator for stream-server")]
 struct Args {
     /// Server address.
-    #[arg(long, default_value = "127.0.0.1:9092", global = true)]
+    #[arg(long, default_value = "127.0.0.1:9092", global = true,
+          value_parser = cli_support::socket_addr)]
     addr: SocketAddr,
     /// Topic (created if missing).
     #[arg(long, default_value = "bench", global = true)]
@@ -283,7 +284,7 @@ fn fsync_probe(dir: &std::path::Path, size: usize, count: u64) -> anyhow::Result
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args: Args = cli_support::parse();
     if let Cmd::Fsync { dir, count } = &args.cmd {
         return fsync_probe(dir, args.size, *count);
     }
