@@ -29,6 +29,19 @@ impl Record<'_> {
     pub fn frame_len(&self) -> usize {
         stream_proto::record::record_len(self.key.len(), self.value.len())
     }
+
+    /// Its stored size, or the error an append of it fails with: the one size check, for
+    /// callers that gather records into one append and want each one's own answer.
+    pub fn checked_len(&self) -> crate::Result<usize> {
+        let n = self.frame_len();
+        if n > MAX_MESSAGE_BYTES {
+            return Err(crate::LogError::RecordTooLarge {
+                size: n,
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        Ok(n)
+    }
 }
 
 /// Appends the framed record to `buf`.

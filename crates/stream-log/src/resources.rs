@@ -16,6 +16,8 @@ pub(crate) struct Resources {
     pub files: Arc<FileCache>,
     /// Fsyncs the workers ran for all the logs (each log counts its own too).
     pub fsyncs: Arc<AtomicU64>,
+    /// Time those fsyncs took, in nanoseconds.
+    pub fsync_nanos: Arc<AtomicU64>,
 }
 
 impl Resources {
@@ -31,6 +33,7 @@ impl Resources {
             sync: pool.handle(),
             files: FileCache::new(max_open_files),
             fsyncs: Arc::new(AtomicU64::new(0)),
+            fsync_nanos: Arc::new(AtomicU64::new(0)),
         };
         Ok((r, pool))
     }

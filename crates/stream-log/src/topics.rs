@@ -296,6 +296,16 @@ impl TopicStore {
         self.res.fsyncs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Time the durability workers' fsyncs took, all partitions together (divided by
+    /// [`TopicStore::fsyncs`], the mean fsync time the group commit pays).
+    pub fn fsync_time(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(
+            self.res
+                .fsync_nanos
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
     /// Threads the store runs for durability (fsync workers and the interval timer).
     pub fn sync_threads(&self) -> usize {
         self.pool.thread_count()

@@ -22,6 +22,11 @@ pub const DEFAULT_MEMORY_BUDGET: usize = 512 << 20;
 /// costs more (a large batch) is served alone, holding the whole share.
 pub const CONNECTION_BUDGET: usize = 64 << 20;
 
+/// A charge that shrinks by less than this keeps it until the answer is written: giving a
+/// few bytes back costs a lock on two semaphores that the connection's writer also takes, for
+/// every small request, and holding them a little longer only over-counts.
+const SETTLE_SLACK: usize = 4 << 10;
+
 /// The server-wide pool.
 #[derive(Debug, Clone)]
 pub struct MemoryBudget {
@@ -155,7 +160,9 @@ impl ConnBudget {
             };
             charge.merge(extra);
         }
-        charge.shrink(pool, share);
+        if held_pool - pool.min(held_pool) >= SETTLE_SLACK {
+            charge.shrink(pool, share);
+        }
         true
     }
 }
@@ -188,7 +195,9 @@ impl Charge {
         keep(&mut self.share, share);
     }
 
-    fn merge(&mut self, other: Charge) {
+    /// Adds `other` to this charge, so that both are given back at once. Both must come from
+    /// the same connection's budget (permits of different semaphores cannot be joined).
+    pub fn merge(&mut self, other: Charge) {
         fn join(a: &mut Option<OwnedSemaphorePermit>, b: Option<OwnedSemaphorePermit>) {
             match (a.as_mut(), b) {
                 (Some(x), Some(y)) => x.merge(y),
@@ -204,6 +213,23 @@ impl Charge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_shrink_keeps_the_charge_and_merged_charges_go_back_together() {
+        let pool = MemoryBudget::new(4 << 20);
+        let conn = pool.connection();
+        let mut c = conn.try_acquire(SETTLE_SLACK + 100).expect("free");
+        assert!(conn.settle(&mut c, 200));
+        assert_eq!(pool.in_use(), SETTLE_SLACK + 100, "under the slack: kept");
+        assert!(conn.settle(&mut c, 99));
+        assert_eq!(pool.in_use(), 99, "at the slack: given back");
+        let mut held = Charge::none();
+        held.merge(c);
+        held.merge(conn.try_acquire(1000).expect("free"));
+        assert_eq!(pool.in_use(), 1099);
+        drop(held);
+        assert_eq!(pool.in_use(), 0);
+    }
 
     #[test]
     fn settle_shrinks_and_grows_within_the_pool() {

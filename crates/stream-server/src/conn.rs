@@ -23,7 +23,7 @@ use stream_proto::{ErrorCode, FrameDecoder, RequestType, Response, HEADER_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::broker::memory::{admit, Admission};
 use crate::broker::{Broker, ConnState, Pending};
@@ -62,14 +62,68 @@ struct Item {
     charge: Charge,
 }
 
-/// Hands the burst's answers to the writer, in order. False when the writer is gone.
-async fn hand_over(tx: &mpsc::Sender<Item>, burst: &mut Vec<Item>) -> bool {
-    for item in burst.drain(..) {
-        if tx.send(item).await.is_err() {
-            return false;
+/// The reader's side of the hand-over: bursts of answers go to the writer in one message
+/// each, and `in_flight` (one permit per request, given back by the writer once the answer is
+/// written) bounds how many the reader may have handed over. Per burst rather than per
+/// answer, because the two tasks run on different threads and every message between them
+/// costs a wake-up and a contended lock.
+struct Handover {
+    tx: mpsc::UnboundedSender<Vec<Item>>,
+    in_flight: Arc<Semaphore>,
+    broker: Arc<Broker>,
+}
+
+impl Handover {
+    /// Hands the burst's answers to the writer, in order, once there is room for them in
+    /// flight. False when the writer is gone.
+    ///
+    /// The last answer waiting for durability starts its fsync first: it covers every append
+    /// of the burst before it, and it would otherwise start only once the writer task is
+    /// scheduled and reaches it.
+    async fn send(&self, burst: &mut Vec<Item>, state: &mut ConnState) -> bool {
+        if burst.is_empty() {
+            return !self.tx.is_closed();
+        }
+        self.append_staged(burst, state);
+        let last_waiting = burst.iter().rev().find_map(|item| match &item.pending {
+            Pending::Waiting(w) => Some(w),
+            Pending::Ready(_) | Pending::Staged { .. } => None,
+        });
+        if let Some(w) = last_waiting {
+            w.start_durability();
+        }
+        // A burst never holds more than `max_in_flight` requests, so the permits exist.
+        let n = u32::try_from(burst.len()).unwrap_or(u32::MAX);
+        tokio::select! {
+            permits = self.in_flight.acquire_many(n) => match permits {
+                Ok(p) => p.forget(),
+                Err(_) => return false,
+            },
+            _ = self.tx.closed() => return false,
+        }
+        let answers = std::mem::replace(burst, Vec::with_capacity(burst.capacity()));
+        self.tx.send(answers).is_ok()
+    }
+
+    async fn closed(&self) {
+        self.tx.closed().await
+    }
+
+    /// Appends the PRODUCEs staged on this connection and puts their answers in their places
+    /// in the burst (staged answers are always in the burst not yet handed over, in order).
+    fn append_staged(&self, burst: &mut [Item], state: &mut ConnState) {
+        if state.staged.is_empty() {
+            return;
+        }
+        let mut answers = self.broker.append_staged(state).into_iter();
+        for item in burst.iter_mut() {
+            if matches!(item.pending, Pending::Staged { .. }) {
+                if let Some(answer) = answers.next() {
+                    item.pending = answer;
+                }
+            }
         }
     }
-    true
 }
 
 /// Requests that may wait on the blocking pool or an fsync of their own while being served:
@@ -96,17 +150,18 @@ enum Interrupted {
 async fn wait_for_budget(
     budget: &ConnBudget,
     bytes: usize,
-    tx: &mpsc::Sender<Item>,
+    handover: &Handover,
     burst: &mut Vec<Item>,
+    state: &mut ConnState,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Charge, Interrupted> {
-    if !hand_over(tx, burst).await {
+    if !handover.send(burst, state).await {
         return Err(Interrupted::WriterGone);
     }
     tokio::select! {
         c = budget.acquire(bytes) => Ok(c),
         _ = shutdown.changed() => Err(Interrupted::Shutdown),
-        _ = tx.closed() => Err(Interrupted::WriterGone),
+        _ = handover.closed() => Err(Interrupted::WriterGone),
     }
 }
 
@@ -124,19 +179,26 @@ pub async fn serve(
         .unwrap_or_else(|_| "?".into());
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::channel::<Item>(cfg.max_in_flight.max(1));
+    let (tx, rx) = mpsc::unbounded_channel::<Vec<Item>>();
+    let max_burst = cfg.max_in_flight.clamp(1, MAX_BURST);
+    let in_flight = Arc::new(Semaphore::new(cfg.max_in_flight.max(max_burst)));
     let writer = tokio::spawn(write_loop(
         wr,
         rx,
+        in_flight.clone(),
         broker.clone(),
         cfg.write_timeout,
         peer.clone(),
     ));
+    let handover = Handover {
+        tx,
+        in_flight,
+        broker: broker.clone(),
+    };
     let budget = broker.memory.connection();
     let mut state = ConnState::new(conn_id, budget.clone());
     let mut buf = BytesMut::with_capacity(READ_BUF);
     let mut decoder = FrameDecoder::new();
-    let max_burst = cfg.max_in_flight.clamp(1, MAX_BURST);
     let mut burst: Vec<Item> = Vec::with_capacity(max_burst);
     // Bytes of a refused request still to be discarded as they arrive.
     let mut skip = 0usize;
@@ -198,8 +260,9 @@ pub async fn serve(
                                 match wait_for_budget(
                                     &budget,
                                     bytes,
-                                    &tx,
+                                    &handover,
                                     &mut burst,
+                                    &mut state,
                                     &mut shutdown,
                                 )
                                 .await
@@ -234,15 +297,29 @@ pub async fn serve(
             let mut c = charge.take().unwrap_or_default();
             let started = Instant::now();
             broker.metrics.bytes_in.increment(total as u64);
-            if serves_slowly(type_id) && !hand_over(&tx, &mut burst).await {
+            if serves_slowly(type_id) && !handover.send(&mut burst, &mut state).await {
                 break 'conn;
+            }
+            if type_id != RequestType::Produce.id() {
+                // What this request sees (a fetch, a topic's deletion) comes after the
+                // produces before it.
+                handover.append_staged(&mut burst, &mut state);
             }
             let pending = broker.handle(frame, &mut state).await;
             // The request's payload and working memory are gone now; its answer stays.
             let need = pending.answer_cost();
             if !budget.settle(&mut c, need) {
                 drop(c);
-                c = match wait_for_budget(&budget, need, &tx, &mut burst, &mut shutdown).await {
+                c = match wait_for_budget(
+                    &budget,
+                    need,
+                    &handover,
+                    &mut burst,
+                    &mut state,
+                    &mut shutdown,
+                )
+                .await
+                {
                     Ok(c) => c,
                     Err(_) => break 'conn,
                 };
@@ -253,14 +330,17 @@ pub async fn serve(
                 started,
                 charge: c,
             });
+            if state.staged.is_full() {
+                handover.append_staged(&mut burst, &mut state);
+            }
             if type_id == RequestType::Disconnect.id() {
                 break 'conn;
             }
-            if burst.len() >= max_burst && !hand_over(&tx, &mut burst).await {
+            if burst.len() >= max_burst && !handover.send(&mut burst, &mut state).await {
                 break 'conn;
             }
         }
-        if !hand_over(&tx, &mut burst).await {
+        if !handover.send(&mut burst, &mut state).await {
             break; // writer gone: the socket failed
         }
         if *shutdown.borrow() {
@@ -283,7 +363,7 @@ pub async fn serve(
             _ = sleep_until_opt(deadline) => ReadOutcome::RequestTimeout,
             _ = shutdown.changed() => break,
             // The writer closed the connection (a client too slow to take its answers).
-            _ = tx.closed() => break,
+            _ = handover.closed() => break,
         };
         match outcome {
             ReadOutcome::Data => {}
@@ -305,14 +385,14 @@ pub async fn serve(
             }
         }
     }
-    let _ = hand_over(&tx, &mut burst).await;
+    let _ = handover.send(&mut burst, &mut state).await;
     // The connection's legacy group members leave now, before the socket closes, so that a
     // client seeing the close also sees the rebalance.
     if state.has_legacy_members {
         broker.groups.connection_closed(conn_id);
     }
     // Let the writer finish what is in flight (answers wait for durability), then close.
-    drop(tx);
+    drop(handover);
     let _ = writer.await;
 }
 
@@ -364,7 +444,10 @@ struct Writer {
     wr: OwnedWriteHalf,
     out: BytesMut,
     /// Budget of the answers in `out`: given back once they are written.
-    held: Vec<Charge>,
+    held: Charge,
+    /// Answers in `out`: their in-flight permits go back once they are written.
+    answers: usize,
+    in_flight: Arc<Semaphore>,
     timeout: Duration,
     failed: bool,
     peer: String,
@@ -393,7 +476,9 @@ impl Writer {
         if self.out.capacity() > OUT_BUF_KEEP {
             self.out = BytesMut::new();
         }
-        self.held.clear();
+        self.held = Charge::none();
+        self.in_flight
+            .add_permits(std::mem::take(&mut self.answers));
     }
 }
 
@@ -402,6 +487,15 @@ impl Writer {
 async fn resolve(pending: Pending, w: &mut Writer) -> (Response, Charge) {
     match pending {
         Pending::Ready(r) => (r, Charge::none()),
+        // `Handover::send` appends them first; never reached.
+        Pending::Staged { .. } => (
+            Response::error(
+                RequestType::Produce.id(),
+                ErrorCode::Unknown,
+                "internal error: a produce was not appended",
+            ),
+            Charge::none(),
+        ),
         Pending::Waiting(waiting) => {
             let mut fut = pin!(waiting.resolve());
             match poll_once(fut.as_mut()).await {
@@ -417,7 +511,8 @@ async fn resolve(pending: Pending, w: &mut Writer) -> (Response, Charge) {
 
 async fn write_loop(
     wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Item>,
+    mut rx: mpsc::UnboundedReceiver<Vec<Item>>,
+    in_flight: Arc<Semaphore>,
     broker: Arc<Broker>,
     timeout: Duration,
     peer: String,
@@ -425,41 +520,49 @@ async fn write_loop(
     let mut w = Writer {
         wr,
         out: BytesMut::new(),
-        held: Vec::new(),
+        held: Charge::none(),
+        answers: 0,
+        in_flight,
         timeout,
         failed: false,
         peer,
     };
     while !w.failed {
-        let item = match rx.try_recv() {
-            Ok(i) => i,
+        let answers = match rx.try_recv() {
+            Ok(b) => b,
             Err(mpsc::error::TryRecvError::Empty) => {
                 w.flush().await;
                 match rx.recv().await {
-                    Some(i) => i,
+                    Some(b) => b,
                     None => break,
                 }
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         };
-        let (resp, records_charge) = resolve(item.pending, &mut w).await;
-        let before = w.out.len();
-        resp.encode_frame(&mut w.out);
-        broker
-            .metrics
-            .bytes_out
-            .increment((w.out.len() - before) as u64);
-        broker.metrics.record(
-            item.type_idx,
-            !resp.error_code().is_ok(),
-            item.started.elapsed(),
-        );
-        // Encoded: the answer's own memory goes now, its bytes stay charged until written.
-        drop(resp);
-        w.held.push(item.charge);
-        w.held.push(records_charge);
-        if w.out.len() >= FLUSH_AT {
-            w.flush().await;
+        for item in answers {
+            if w.failed {
+                break;
+            }
+            let (resp, records_charge) = resolve(item.pending, &mut w).await;
+            let before = w.out.len();
+            resp.encode_frame(&mut w.out);
+            broker
+                .metrics
+                .bytes_out
+                .increment((w.out.len() - before) as u64);
+            broker.metrics.record(
+                item.type_idx,
+                !resp.error_code().is_ok(),
+                item.started.elapsed(),
+            );
+            // Encoded: the answer's own memory goes now, its bytes stay charged until written.
+            drop(resp);
+            w.held.merge(item.charge);
+            w.held.merge(records_charge);
+            w.answers += 1;
+            if w.out.len() >= FLUSH_AT {
+                w.flush().await;
+            }
         }
     }
     w.flush().await;

@@ -67,6 +67,12 @@ fn a_burst_of_pipelined_produces_shares_one_fsync() {
         }
     };
     eprintln!("{fsyncs} fsyncs for {BURSTS} bursts of {DEPTH} produces");
+    // Refreshed with the count: the time those fsyncs took, for their mean.
+    let seconds = scrape(maddr, "strp_log_fsync_seconds_total").expect("fsync time gauge");
+    assert!(
+        seconds > 0.0 && seconds / fsyncs < 1.0,
+        "{seconds} s for {fsyncs} fsyncs"
+    );
     // One per burst, and a little room for the topic's creation.
     assert!(
         fsyncs <= (BURSTS + 2) as f64,

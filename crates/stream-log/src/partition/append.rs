@@ -11,7 +11,7 @@ use crate::config::{Durability, MAX_SEGMENT_BYTES};
 use crate::error::{LogError, Result};
 use crate::index::{IndexEntry, TimeEntry};
 use crate::lock;
-use crate::record::{encode_into, Record, MAX_MESSAGE_BYTES};
+use crate::record::{encode_into, Record};
 use crate::segment::{CleanMarker, IndexBuilder, Segment};
 
 impl PartitionLog {
@@ -25,14 +25,7 @@ impl PartitionLog {
         }
         let mut batch_len = 0usize;
         for r in records {
-            let n = r.frame_len();
-            if n > MAX_MESSAGE_BYTES {
-                return Err(LogError::RecordTooLarge {
-                    size: n,
-                    max: MAX_MESSAGE_BYTES,
-                });
-            }
-            batch_len += n;
+            batch_len += r.checked_len()?;
         }
         if batch_len as u64 > MAX_SEGMENT_BYTES {
             return Err(LogError::RecordTooLarge {

@@ -10,6 +10,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
+use std::time::Instant;
 
 use super::{DurableView, PartitionLog, Shared, SyncState};
 use crate::config::Durability;
@@ -104,10 +105,15 @@ impl SyncJob for Shared {
                 return false;
             }
         };
+        let started = Instant::now();
         let r = file.sync_data();
+        let took = started.elapsed().as_nanos();
         drop(file);
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.res.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.res
+            .fsync_nanos
+            .fetch_add(u64::try_from(took).unwrap_or(u64::MAX), Ordering::Relaxed);
         let mut s = lock(&self.sync);
         match r {
             Ok(()) => s.durable = s.durable.max(target),
@@ -151,6 +157,11 @@ impl PartitionLog {
         ) {
             return Ok(());
         }
+        if sh.durable_tx.borrow().durable > offset {
+            // Already covered (the usual case for all but the first answer of a burst):
+            // neither the sync lock nor a subscription is needed.
+            return Ok(());
+        }
         let mut rx = sh.durable_tx.subscribe();
         let since = sh.demand(offset);
         let view = rx
@@ -172,6 +183,22 @@ impl PartitionLog {
             path: sh.dir.clone(),
             reason,
         })
+    }
+
+    /// Queues the fsync that will make `offset` durable (group commit and every-write),
+    /// without waiting for it: a server that has appended a burst starts the burst's fsync at
+    /// once instead of when its answers are first awaited. Offsets already durable, not yet
+    /// appended or under other policies change nothing.
+    pub fn request_durable(&self, offset: u64) {
+        let sh = &self.shared;
+        if offset < self.high_watermark()
+            && matches!(
+                sh.config.durability,
+                Durability::GroupCommit | Durability::EveryWrite
+            )
+        {
+            sh.demand(offset);
+        }
     }
 
     /// Blocking form of [`PartitionLog::wait_durable`] for threads outside an async runtime.

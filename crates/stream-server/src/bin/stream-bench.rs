@@ -5,9 +5,9 @@
 //! Plain blocking sockets and threads keep the client cheap: requests are encoded once and
 //! re-sent, so the figures measure the server.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -72,9 +72,9 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         max_messages: u32,
     },
-    /// The disk's fdatasync time for one small append (no server): what group commit can
-    /// do at best is one fsync per window of pipelined produces, so this is the bound the
-    /// `produce` figure is compared with.
+    /// The disk's fdatasync time for an append of `--records` stored records (no server):
+    /// what group commit can do at best is one fsync per window of pipelined produces, so an
+    /// append of a window's records is the fsync the `produce` figure is compared with.
     Fsync {
         /// Directory to write the probe file in (use the server's data directory's disk).
         #[arg(long)]
@@ -82,6 +82,9 @@ enum Cmd {
         /// Appends measured (each followed by fdatasync).
         #[arg(long, default_value_t = 2000)]
         count: u64,
+        /// Stored records (of `--size` bytes of value) per append.
+        #[arg(long, default_value_t = 1)]
+        records: usize,
     },
     /// PRODUCE round trip with one request in flight.
     Latency {
@@ -111,6 +114,11 @@ impl Conn {
             dec: FrameDecoder::new(),
             tmp: vec![0; 256 * 1024],
         })
+    }
+
+    /// The next answer already read, if a whole one is buffered.
+    fn buffered(&mut self) -> anyhow::Result<Option<stream_proto::Frame>> {
+        Ok(self.dec.decode(&mut self.buf)?)
     }
 
     fn recv(&mut self) -> anyhow::Result<stream_proto::Frame> {
@@ -147,6 +155,13 @@ fn ensure_topic(args: &Args) -> anyhow::Result<()> {
 
 /// Sends `frames` (cycling) `count` times with `depth` in flight; returns the latency
 /// histogram (µs) of every request.
+///
+/// One thread, the way an asynchronous client runs a connection: it sends every request the
+/// window has room for in one write, then reads, and counts every answer of that read before
+/// it sends again. A window handed from a reader thread to a writer thread one slot at a time
+/// would instead send the first freed slot's request alone, which the server then fsyncs on
+/// its own while the rest of the window waits for the next fsync, and every round would pay
+/// two more thread wake-ups.
 fn pipelined(
     addr: SocketAddr,
     frames: Vec<Bytes>,
@@ -154,48 +169,41 @@ fn pipelined(
     depth: usize,
 ) -> anyhow::Result<Histogram<u64>> {
     let mut conn = Conn::connect(addr)?;
-    let mut wr = conn.s.try_clone()?;
-    let (tx, rx) = mpsc::sync_channel::<Instant>(depth.max(1));
-    let writer = thread::spawn(move || -> anyhow::Result<()> {
-        let mut out = Vec::with_capacity(1 << 20);
-        let mut i = 0u64;
-        while i < count {
-            // Coalesce what the window allows into one write.
+    let depth = depth.max(1) as u64;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut sent_at: VecDeque<Instant> = VecDeque::with_capacity(depth as usize);
+    let mut out = Vec::with_capacity(1 << 20);
+    let (mut sent, mut answered) = (0u64, 0u64);
+    while answered < count {
+        let room = (depth - (sent - answered)).min(count - sent);
+        if room > 0 {
             out.clear();
-            let f = &frames[(i as usize) % frames.len()];
-            tx.send(Instant::now())?;
-            out.extend_from_slice(f);
-            i += 1;
-            while i < count && out.len() < (256 << 10) {
-                match tx.try_send(Instant::now()) {
-                    Ok(()) => {
-                        out.extend_from_slice(&frames[(i as usize) % frames.len()]);
-                        i += 1;
-                    }
-                    Err(_) => break,
+            for _ in 0..room {
+                out.extend_from_slice(&frames[(sent as usize) % frames.len()]);
+                sent += 1;
+            }
+            let now = Instant::now();
+            sent_at.extend(std::iter::repeat_n(now, room as usize));
+            conn.s.write_all(&out)?;
+        }
+        let mut next = Some(conn.recv()?);
+        while let Some(f) = next {
+            let Some(at) = sent_at.pop_front() else {
+                bail!("an answer the client did not ask for");
+            };
+            hist.saturating_record(at.elapsed().as_micros().max(1) as u64);
+            // Check the error code only (i16 at the start of every payload).
+            if f.payload.len() >= 2 {
+                let code = i16::from_le_bytes([f.payload[0], f.payload[1]]);
+                if code != 0 {
+                    let r = Response::decode(f.header.type_id, f.payload.clone());
+                    bail!("server error {code}: {r:?}");
                 }
             }
-            wr.write_all(&out)?;
-        }
-        Ok(())
-    });
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    for _ in 0..count {
-        let f = conn.recv()?;
-        let sent = rx.recv()?;
-        hist.saturating_record(sent.elapsed().as_micros().max(1) as u64);
-        // Check the error code only (i16 at the start of every payload).
-        if f.payload.len() >= 2 {
-            let code = i16::from_le_bytes([f.payload[0], f.payload[1]]);
-            if code != 0 {
-                let r = Response::decode(f.header.type_id, f.payload.clone());
-                bail!("server error {code}: {r:?}");
-            }
+            answered += 1;
+            next = conn.buffered()?;
         }
     }
-    writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
     Ok(hist)
 }
 
@@ -248,9 +256,14 @@ fn run_parallel(
     merge(out)
 }
 
-/// Appends `size + 38` bytes (a stored record) and fdatasyncs, `count` times, in a fresh
-/// file under `dir`; prints the fsync time percentiles.
-fn fsync_probe(dir: &std::path::Path, size: usize, count: u64) -> anyhow::Result<()> {
+/// Appends `records` stored records of `size` bytes of value and fdatasyncs, `count` times,
+/// in a fresh file under `dir`; prints the fsync time percentiles.
+fn fsync_probe(
+    dir: &std::path::Path,
+    size: usize,
+    records: usize,
+    count: u64,
+) -> anyhow::Result<()> {
     use std::io::Write;
     let path = dir.join(format!("stream-bench-fsync-{}.tmp", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
@@ -258,7 +271,7 @@ fn fsync_probe(dir: &std::path::Path, size: usize, count: u64) -> anyhow::Result
         .append(true)
         .open(&path)
         .with_context(|| format!("creating {} (--dir)", path.display()))?;
-    let record = vec![b'x'; size + stream_proto::record::RECORD_FIXED_LEN];
+    let record = vec![b'x'; (size + stream_proto::record::RECORD_FIXED_LEN) * records.max(1)];
     let mut hist = Histogram::<u64>::new(3)?;
     let result = (|| -> anyhow::Result<()> {
         for _ in 0..count {
@@ -285,8 +298,13 @@ fn fsync_probe(dir: &std::path::Path, size: usize, count: u64) -> anyhow::Result
 
 fn main() -> anyhow::Result<()> {
     let args: Args = cli_support::parse();
-    if let Cmd::Fsync { dir, count } = &args.cmd {
-        return fsync_probe(dir, args.size, *count);
+    if let Cmd::Fsync {
+        dir,
+        count,
+        records,
+    } = &args.cmd
+    {
+        return fsync_probe(dir, args.size, *records, *count);
     }
     ensure_topic(&args)?;
     let value = Bytes::from(vec![b'x'; args.size]);

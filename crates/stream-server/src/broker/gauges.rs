@@ -38,6 +38,7 @@ impl Broker {
         }
         // Compared with the produce count, this says how many produces share an fsync.
         metrics::gauge!("strp_log_fsyncs_total").set(self.store.fsyncs() as f64);
+        metrics::gauge!("strp_log_fsync_seconds_total").set(self.store.fsync_time().as_secs_f64());
         metrics::gauge!("strp_memory_budget_in_use_bytes").set(self.memory.in_use() as f64);
         metrics::gauge!("strp_memory_budget_bytes").set(self.memory.limit() as f64);
     }

@@ -145,6 +145,8 @@ impl Pending {
                 answer_cost(response)
             }
             Pending::Waiting(Waiting(WaitingFor::Task(_))) => REQUEST_OVERHEAD,
+            // What it was admitted with: the payload stays until the append copies it.
+            Pending::Staged { payload_len } => 2 * payload_len + REQUEST_OVERHEAD,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! durability / data), against the storage engine and the group coordinator.
 //!
 //! By job: [`topics`] (the topic cache, create/delete/metadata), [`produce`] (PRODUCE,
-//! BATCH_PRODUCE, the partitioner), [`fetch`] (FETCH, FETCH_WAIT's long poll),
+//! BATCH_PRODUCE, the partitioner), [`staged`] (a burst's single PRODUCEs appended together), [`fetch`] (FETCH, FETCH_WAIT's long poll),
 //! [`group_requests`] (the consumer-group requests over [`crate::groups`]), [`errors`] (storage
 //! errors as STRP codes), [`memory`] (what a request costs against the memory budget),
 //! [`gauges`] (the periodic metrics). The connection layer sees only [`Pending`] answers.
@@ -13,6 +13,7 @@ mod gauges;
 mod group_requests;
 pub mod memory;
 mod produce;
+mod staged;
 mod topics;
 
 use std::sync::Arc;
@@ -31,6 +32,8 @@ use crate::groups::Coordinator;
 use crate::metrics::RequestMetrics;
 
 pub use errors::{log_error_code, Failure};
+use produce::now_ms;
+pub use staged::StagedProduces;
 pub use topics::TopicHandle;
 
 /// Most partitions a topic may be created with: the storage's limit, which owns it.
@@ -49,6 +52,12 @@ pub enum Pending {
     Ready(Response),
     /// Final once [`Waiting::resolve`] returns.
     Waiting(Waiting),
+    /// A PRODUCE staged on its connection: [`Broker::append_staged`] replaces it with its
+    /// answer, before the burst it belongs to reaches the writer.
+    Staged {
+        /// The request's payload length (its charge holds the payload until the append).
+        payload_len: usize,
+    },
 }
 
 /// An answer that waits for durability or for data.
@@ -57,20 +66,41 @@ pub struct Waiting(WaitingFor);
 enum WaitingFor {
     /// Final once every `(log, offset)` is durable; a durability failure replaces it with a
     /// STORAGE_ERROR answer.
-    Durable {
-        waits: Vec<(Arc<PartitionLog>, u64)>,
-        response: Response,
-    },
+    Durable { waits: Waits, response: Response },
     /// A long-poll fetch, with the budget its records took.
     Task(JoinHandle<(Response, Charge)>),
 }
 
+/// The `(log, offset)` pairs an answer waits for: a PRODUCE's one needs no allocation.
+enum Waits {
+    One((Arc<PartitionLog>, u64)),
+    Many(Vec<(Arc<PartitionLog>, u64)>),
+}
+
+impl Waits {
+    fn as_slice(&self) -> &[(Arc<PartitionLog>, u64)] {
+        match self {
+            Waits::One(wait) => std::slice::from_ref(wait),
+            Waits::Many(waits) => waits,
+        }
+    }
+}
+
 impl Waiting {
+    /// Starts the fsyncs this answer waits for, if it waits for durability, without waiting.
+    pub fn start_durability(&self) {
+        if let WaitingFor::Durable { waits, .. } = &self.0 {
+            for (log, offset) in waits.as_slice() {
+                log.request_durable(*offset);
+            }
+        }
+    }
+
     /// The final answer, and the memory charge it brings (records a long poll found).
     pub async fn resolve(self) -> (Response, Charge) {
         match self.0 {
             WaitingFor::Durable { waits, response } => {
-                for (log, offset) in &waits {
+                for (log, offset) in waits.as_slice() {
                     if let Err(e) = log.wait_durable(*offset).await {
                         let (code, msg) = errors::not_durable(e);
                         return (
@@ -103,6 +133,8 @@ pub struct ConnState {
     pub has_legacy_members: bool,
     /// The connection's memory budget (long polls charge their records to it).
     pub budget: ConnBudget,
+    /// PRODUCEs served but not yet appended (see [`staged`]).
+    pub staged: StagedProduces,
 }
 
 impl ConnState {
@@ -112,6 +144,7 @@ impl ConnState {
             id,
             has_legacy_members: false,
             budget,
+            staged: StagedProduces::default(),
         }
     }
 }
@@ -172,6 +205,18 @@ impl Broker {
                 Ok(batch) => self.batch_produce(&batch),
                 Err(e) => return malformed(type_id, &e),
             }
+        } else if type_id == RequestType::Produce.id() {
+            let payload_len = frame.payload.len();
+            match Request::decode(type_id, frame.payload) {
+                Ok(Request::Produce {
+                    topic,
+                    key,
+                    value,
+                    priority,
+                }) => self.stage_produce(&topic, key, value, priority, payload_len, conn),
+                Ok(_) => Err(wrong_handler(type_id)),
+                Err(e) => return malformed(type_id, &e),
+            }
         } else {
             match Request::decode(type_id, frame.payload) {
                 Ok(req) => self.dispatch(req, conn).await,
@@ -204,6 +249,17 @@ impl Broker {
     /// fsynced in the append, interval and never promise nothing more).
     fn durable(&self, waits: Vec<(Arc<PartitionLog>, u64)>, response: Response) -> Pending {
         if self.durability == Durability::GroupCommit && !waits.is_empty() {
+            let waits = Waits::Many(waits);
+            Pending::Waiting(Waiting(WaitingFor::Durable { waits, response }))
+        } else {
+            Pending::Ready(response)
+        }
+    }
+
+    /// [`Broker::durable`] for one offset of one log.
+    fn durable_one(&self, log: &Arc<PartitionLog>, offset: u64, response: Response) -> Pending {
+        if self.durability == Durability::GroupCommit {
+            let waits = Waits::One((log.clone(), offset));
             Pending::Waiting(Waiting(WaitingFor::Durable { waits, response }))
         } else {
             Pending::Ready(response)
@@ -240,19 +296,9 @@ impl Broker {
                 ready(self.create_topic(name, partitions).await?)
             }
             Request::DeleteTopic { name } => ready(self.delete_topic(name).await?),
-            Request::Produce {
-                topic,
-                key,
-                value,
-                priority,
-            } => self.produce(&topic, &key, &value, priority),
-            Request::BatchProduce { .. } => {
-                // Decoded by `handle` as a view; an owned batch only comes from elsewhere.
-                Err((
-                    ErrorCode::Unknown,
-                    format!("type {type_id} reached the wrong handler"),
-                ))
-            }
+            // Served by `handle`: staged, and a batch read as a view (an owned batch only
+            // comes from elsewhere).
+            Request::Produce { .. } | Request::BatchProduce { .. } => Err(wrong_handler(type_id)),
             Request::Fetch {
                 topic,
                 partition,
@@ -281,6 +327,14 @@ impl Broker {
             req => ready(self.group_request(req, conn).await?),
         }
     }
+}
+
+/// A request type that `handle` serves itself got into `dispatch` (a bug, not the client's).
+fn wrong_handler(type_id: u32) -> Failure {
+    (
+        ErrorCode::Unknown,
+        format!("type {type_id} reached the wrong handler"),
+    )
 }
 
 /// The answer to a payload that does not parse: the connection stays open.

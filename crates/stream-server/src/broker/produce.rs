@@ -1,5 +1,6 @@
-//! PRODUCE and BATCH_PRODUCE: partition choice, appends, and answers that wait for the
-//! group-commit fsync.
+//! BATCH_PRODUCE and the append every produce goes through: partition choice, appends, and
+//! answers that wait for the group-commit fsync (single PRODUCEs are staged first, see
+//! `staged.rs`).
 
 use std::mem::size_of;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,7 +24,8 @@ pub const BATCH_RECORD_OVERHEAD: usize = size_of::<Record<'static>>()
     + size_of::<ProducedOffset>()
     + ANSWER_BYTES_PER_RECORD;
 
-fn now_ms() -> u64 {
+/// Wall-clock milliseconds: the timestamp stored with a produced message.
+pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -55,48 +57,18 @@ fn record(r: BatchRecord<'_>, timestamp_ms: u64) -> Record<'_> {
 }
 
 impl Broker {
-    fn append(&self, log: &PartitionLog, records: &[Record<'_>]) -> Result<Appended, LogError> {
+    /// Appends `records` to `log`, off the async workers under every-write.
+    pub(super) fn append(
+        &self,
+        log: &PartitionLog,
+        records: &[Record<'_>],
+    ) -> Result<Appended, LogError> {
         if self.durability == Durability::EveryWrite {
             // Under every-write the append itself fsyncs: keep it off the async workers' backs.
             tokio::task::block_in_place(|| log.append(records))
         } else {
             log.append(records)
         }
-    }
-
-    pub(super) fn produce(
-        &self,
-        topic: &str,
-        key: &[u8],
-        value: &[u8],
-        priority: u8,
-    ) -> Result<Pending, Failure> {
-        let t = self.topic(topic)?;
-        let log = t
-            .partition_for(key)
-            .and_then(|p| Some((p, t.partitions.get(p as usize)?)));
-        let Some((p, log)) = log else {
-            return Err((
-                ErrorCode::PartitionNotFound,
-                format!("topic {topic:?} has no partitions"),
-            ));
-        };
-        let rec = Record {
-            timestamp_ms: now_ms(),
-            key,
-            value,
-            priority,
-            codec: 0,
-        };
-        let a = self.append(log, &[rec]).map_err(fail)?;
-        self.metrics.messages_in.increment(1);
-        let response = Response::Produce {
-            error: ErrorCode::None,
-            message: String::new(),
-            partition: p,
-            offset: a.base_offset,
-        };
-        Ok(self.durable(vec![(log.clone(), a.last_offset)], response))
     }
 
     pub(super) fn batch_produce(&self, batch: &BatchView<'_>) -> Result<Pending, Failure> {
