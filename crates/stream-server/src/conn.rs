@@ -206,6 +206,9 @@ pub async fn serve(
     let mut charge: Option<Charge> = None;
     // When the first byte of the request now in `buf` arrived (None while `buf` is empty).
     let mut request_started: Option<Instant> = None;
+    // When the server started on what is in `buf`: the requests of one read share the reading
+    // of the clock their durations count from, taken again after anything the loop waits on.
+    let mut clock = Instant::now();
     'conn: loop {
         loop {
             if skip > 0 {
@@ -267,7 +270,10 @@ pub async fn serve(
                                 )
                                 .await
                                 {
-                                    Ok(c) => c,
+                                    Ok(c) => {
+                                        clock = Instant::now();
+                                        c
+                                    }
                                     Err(_) => break 'conn,
                                 }
                             }
@@ -295,9 +301,10 @@ pub async fn serve(
             // back-pressure never counts against a client.
             request_started = None;
             let mut c = charge.take().unwrap_or_default();
-            let started = Instant::now();
+            let started = clock;
             broker.metrics.bytes_in.increment(total as u64);
-            if serves_slowly(type_id) && !handover.send(&mut burst, &mut state).await {
+            let slow = serves_slowly(type_id);
+            if slow && !handover.send(&mut burst, &mut state).await {
                 break 'conn;
             }
             if type_id != RequestType::Produce.id() {
@@ -306,6 +313,9 @@ pub async fn serve(
                 handover.append_staged(&mut burst, &mut state);
             }
             let pending = broker.handle(frame, &mut state).await;
+            if slow {
+                clock = Instant::now();
+            }
             // The request's payload and working memory are gone now; its answer stays.
             let need = pending.answer_cost();
             if !budget.settle(&mut c, need) {
@@ -320,7 +330,10 @@ pub async fn serve(
                 )
                 .await
                 {
-                    Ok(c) => c,
+                    Ok(c) => {
+                        clock = Instant::now();
+                        c
+                    }
                     Err(_) => break 'conn,
                 };
             }
@@ -366,7 +379,7 @@ pub async fn serve(
             _ = handover.closed() => break,
         };
         match outcome {
-            ReadOutcome::Data => {}
+            ReadOutcome::Data => clock = Instant::now(),
             ReadOutcome::Closed => break,
             ReadOutcome::Idle => {
                 tracing::info!(%peer, "closing idle connection");
@@ -451,6 +464,8 @@ struct Writer {
     timeout: Duration,
     failed: bool,
     peer: String,
+    /// The clock as of the last wait: answers ready without waiting share it.
+    now: Instant,
 }
 
 impl Writer {
@@ -502,7 +517,9 @@ async fn resolve(pending: Pending, w: &mut Writer) -> (Response, Charge) {
                 Poll::Ready(r) => r,
                 Poll::Pending => {
                     w.flush().await;
-                    fut.await
+                    let answer = fut.await;
+                    w.now = Instant::now();
+                    answer
                 }
             }
         }
@@ -526,6 +543,7 @@ async fn write_loop(
         timeout,
         failed: false,
         peer,
+        now: Instant::now(),
     };
     while !w.failed {
         let answers = match rx.try_recv() {
@@ -539,6 +557,7 @@ async fn write_loop(
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         };
+        w.now = Instant::now();
         for item in answers {
             if w.failed {
                 break;
@@ -553,7 +572,7 @@ async fn write_loop(
             broker.metrics.record(
                 item.type_idx,
                 !resp.error_code().is_ok(),
-                item.started.elapsed(),
+                w.now.saturating_duration_since(item.started),
             );
             // Encoded: the answer's own memory goes now, its bytes stay charged until written.
             drop(resp);

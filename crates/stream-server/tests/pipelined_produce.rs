@@ -130,3 +130,25 @@ fn produces_after_a_topic_is_deleted_in_the_same_burst_are_refused() {
     }
     expect_refused(&mut c, ErrorCode::TopicNotFound);
 }
+
+#[test]
+fn a_connection_keeps_producing_to_a_topic_deleted_and_created_again_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = start(dir.path(), &[]);
+    let mut producer = Client::connect(addr);
+    let mut admin = Client::connect(addr);
+    assert_eq!(admin.create_topic("t", 1).error, ErrorCode::None);
+    assert_eq!(producer.produce("t", b"", b"old"), (0, 0));
+    match admin.call(&Request::DeleteTopic { name: "t".into() }) {
+        Response::DeleteTopic(s) => assert_eq!(s.error, ErrorCode::None, "{}", s.message),
+        r => panic!("unexpected {r:?}"),
+    }
+    producer.send(&produce_req("t", b"", b"gone"));
+    expect_refused(&mut producer, ErrorCode::TopicNotFound);
+    assert_eq!(admin.create_topic("t", 2).error, ErrorCode::None);
+    // The new topic, not the deleted one the connection used last.
+    let (_, offset) = producer.produce("t", b"", b"new");
+    assert_eq!(offset, 0);
+    let total: usize = (0..2).map(|p| admin.fetch_all("t", p, 0).len()).sum();
+    assert_eq!(total, 1);
+}

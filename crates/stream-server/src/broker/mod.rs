@@ -135,6 +135,8 @@ pub struct ConnState {
     pub budget: ConnBudget,
     /// PRODUCEs served but not yet appended (see [`staged`]).
     pub staged: StagedProduces,
+    /// The topic its PRODUCEs went to last.
+    last_topic: topics::LastTopic,
 }
 
 impl ConnState {
@@ -145,6 +147,7 @@ impl ConnState {
             has_legacy_members: false,
             budget,
             staged: StagedProduces::default(),
+            last_topic: topics::LastTopic::default(),
         }
     }
 }

@@ -28,16 +28,16 @@ pub const STAGE_BYTES: usize = 1 << 20;
 struct StagedProduce {
     log: Arc<PartitionLog>,
     partition: u32,
-    timestamp_ms: u64,
     key: Bytes,
     value: Bytes,
     priority: u8,
 }
 
 impl StagedProduce {
-    fn record(&self) -> Record<'_> {
+    /// The record to store, stamped with its append's time.
+    fn record(&self, timestamp_ms: u64) -> Record<'_> {
         Record {
-            timestamp_ms: self.timestamp_ms,
+            timestamp_ms,
             key: &self.key,
             value: &self.value,
             priority: self.priority,
@@ -77,7 +77,7 @@ impl Broker {
         payload_len: usize,
         conn: &mut ConnState,
     ) -> Result<Pending, Failure> {
-        let t = self.topic(topic)?;
+        let t = self.topic_for(topic, &mut conn.last_topic)?;
         let log = t
             .partition_for(&key)
             .and_then(|p| Some((p, t.partitions.get(p as usize)?)));
@@ -90,12 +90,11 @@ impl Broker {
         let staged = StagedProduce {
             log: log.clone(),
             partition,
-            timestamp_ms: now_ms(),
             key,
             value,
             priority,
         };
-        let len = staged.record().checked_len().map_err(fail)?;
+        let len = staged.record(0).checked_len().map_err(fail)?;
         conn.staged.entries.push(staged);
         conn.staged.bytes += len;
         Ok(Pending::Staged { payload_len })
@@ -112,6 +111,8 @@ impl Broker {
         let mut done = vec![false; staged.len()];
         let mut members: Vec<usize> = Vec::with_capacity(staged.len());
         let mut records: Vec<Record<'_>> = Vec::with_capacity(staged.len());
+        // One clock reading for the burst, as a BATCH_PRODUCE's messages share one.
+        let timestamp_ms = now_ms();
         for first in 0..staged.len() {
             if done[first] {
                 continue;
@@ -123,7 +124,7 @@ impl Broker {
                 if !done[i] && Arc::ptr_eq(&s.log, log) {
                     done[i] = true;
                     members.push(i);
-                    records.push(s.record());
+                    records.push(s.record(timestamp_ms));
                 }
             }
             match self.append(log, &records) {

@@ -2,7 +2,7 @@
 //! CREATE_TOPIC / DELETE_TOPIC / METADATA / LIST_TOPICS requests.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use stream_log::PartitionLog;
@@ -36,11 +36,47 @@ impl TopicHandle {
     }
 }
 
-/// Topic name → cached handle.
+/// Topic name → cached handle, and a generation that every create and delete moves on, so
+/// that a connection may keep the handle it used last while the generation stands.
 #[derive(Default)]
-pub(super) struct TopicCache(RwLock<HashMap<String, Arc<TopicHandle>>>);
+pub(super) struct TopicCache(RwLock<HashMap<String, Arc<TopicHandle>>>, AtomicU64);
+
+/// The topic a connection used last, with the cache generation it was looked up in.
+#[derive(Default)]
+pub struct LastTopic(Option<(String, u64, Arc<TopicHandle>)>);
+
+impl std::fmt::Debug for LastTopic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LastTopic")
+            .field(
+                &self
+                    .0
+                    .as_ref()
+                    .map(|(name, generation, _)| (name, generation)),
+            )
+            .finish()
+    }
+}
 
 impl Broker {
+    /// [`Broker::topic`] through the connection's last topic: a producer sending to one topic
+    /// skips the shared cache's lock and hash on every request.
+    pub(super) fn topic_for(
+        &self,
+        name: &str,
+        last: &mut LastTopic,
+    ) -> Result<Arc<TopicHandle>, Failure> {
+        let generation = self.topics.1.load(Ordering::Acquire);
+        if let Some((n, g, handle)) = &last.0 {
+            if *g == generation && n == name {
+                return Ok(handle.clone());
+            }
+        }
+        let handle = self.topic(name)?;
+        last.0 = Some((name.to_string(), generation, handle.clone()));
+        Ok(handle)
+    }
+
     /// The cached handle of `name`, loading it from the store on first use.
     pub(super) fn topic(&self, name: &str) -> Result<Arc<TopicHandle>, Failure> {
         let cache = &self.topics.0;
@@ -85,11 +121,10 @@ impl Broker {
     }
 
     fn forget_topic(&self, name: &str) {
-        self.topics
-            .0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+        let mut topics = self.topics.0.write().unwrap_or_else(|e| e.into_inner());
+        topics.remove(name);
+        // Under the lock: a connection that reads the new generation finds the new state.
+        self.topics.1.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(super) fn metadata(&self) -> Response {
