@@ -27,6 +27,13 @@ pub enum Durability {
     Never,
 }
 
+impl Durability {
+    /// The policies under which a write is acknowledged only after an fsync covering it.
+    pub fn acks_after_fsync(self) -> bool {
+        matches!(self, Durability::GroupCommit | Durability::EveryWrite)
+    }
+}
+
 impl fmt::Display for Durability {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -103,7 +103,7 @@ pub use error::{LogError, Result};
 pub use files::{default_max_open_files, MAX_DEFAULT_OPEN_FILES, MIN_DEFAULT_OPEN_FILES};
 pub use lock::{DataDirLock, LOCK_FILE};
 pub use offsets::OffsetStore;
-pub use partition::{Appended, PartitionLog, ReadBatch, RecoveryReport};
+pub use partition::{Appended, PartitionLog, ReadBatch, RecoveryReport, MAX_PREALLOCATION};
 pub use record::{
     decode_batch, message_crc, DecodedRecord, Record, FRAME_FIXED_BYTES, MAX_MESSAGE_BYTES,
     MESSAGE_FIXED_BYTES,

@@ -9,6 +9,8 @@
 //! [`crate::sync::SyncPool`] and files are reached through the store's open-file cache.
 
 mod append;
+
+pub use append::MAX_PREALLOCATION;
 mod read;
 mod retention;
 mod sync;
@@ -89,6 +91,9 @@ struct Writer {
     /// rolled since the flush that wrote it): a flush has nothing to do, and an idle partition
     /// costs no fsyncs at shutdown nor a scan at the next start.
     marker_current: bool,
+    /// Length of the active segment's file: its records, then zeros written ahead of them
+    /// (see `append.rs`, [`preallocation`](append::preallocation)).
+    allocated: u64,
 }
 
 /// Durability bookkeeping shared by appenders, waiters and the fsync workers.
@@ -290,6 +295,8 @@ impl PartitionLog {
                 buf: Vec::new(),
                 failed: None,
                 marker_current,
+                // Recovery cut the file to its records.
+                allocated: active.size(),
             }),
             segments: RwLock::new(segments),
             hw: AtomicU64::new(next_offset),

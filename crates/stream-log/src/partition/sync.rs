@@ -151,10 +151,7 @@ impl PartitionLog {
     pub async fn wait_durable(&self, offset: u64) -> Result<()> {
         let sh = &self.shared;
         self.check_appended(offset)?;
-        if !matches!(
-            sh.config.durability,
-            Durability::GroupCommit | Durability::EveryWrite
-        ) {
+        if !sh.config.durability.acks_after_fsync() {
             return Ok(());
         }
         if sh.durable_tx.borrow().durable > offset {
@@ -191,12 +188,7 @@ impl PartitionLog {
     /// appended or under other policies change nothing.
     pub fn request_durable(&self, offset: u64) {
         let sh = &self.shared;
-        if offset < self.high_watermark()
-            && matches!(
-                sh.config.durability,
-                Durability::GroupCommit | Durability::EveryWrite
-            )
-        {
+        if offset < self.high_watermark() && sh.config.durability.acks_after_fsync() {
             sh.demand(offset);
         }
     }
@@ -205,10 +197,7 @@ impl PartitionLog {
     pub fn wait_durable_blocking(&self, offset: u64) -> Result<()> {
         let sh = &self.shared;
         self.check_appended(offset)?;
-        if !matches!(
-            sh.config.durability,
-            Durability::GroupCommit | Durability::EveryWrite
-        ) {
+        if !sh.config.durability.acks_after_fsync() {
             return Ok(());
         }
         let since = sh.demand(offset);
@@ -250,6 +239,13 @@ impl PartitionLog {
         let sh = &*self.shared;
         let mut w = lock(&sh.writer);
         if !w.marker_current {
+            if w.allocated > w.active.size() {
+                // The marker describes a file that holds exactly its records.
+                let file = w.active.file()?;
+                file.set_len(w.active.size())
+                    .map_err(|e| LogError::io("truncate", &w.active.log_path, e))?;
+                w.allocated = w.active.size();
+            }
             w.active.sync_data()?;
             w.active.write_indexes(true)?;
             let marker = CleanMarker::new(&w.active, w.next_offset, &w.builder);

@@ -122,15 +122,26 @@ impl Segment {
             let s = self.scan_file(file, len, interval)?;
             let mut truncated = 0;
             if s.valid_len < len {
-                truncated = len - s.valid_len;
-                notes.push(format!(
-                    "{}: truncated {} bytes at position {} (offset {}): {}",
-                    self.log_path.display(),
-                    truncated,
-                    s.valid_len,
-                    s.next_offset,
-                    s.bad.unwrap_or("trailing bytes")
-                ));
+                if s.zero_tail {
+                    // Nothing a record was written into: not counted as truncated.
+                    notes.push(format!(
+                        "{}: cut {} bytes of zeros after the last record at position {} \
+                         (space written ahead of appends)",
+                        self.log_path.display(),
+                        len - s.valid_len,
+                        s.valid_len
+                    ));
+                } else {
+                    truncated = len - s.valid_len;
+                    notes.push(format!(
+                        "{}: truncated {} bytes at position {} (offset {}): {}",
+                        self.log_path.display(),
+                        truncated,
+                        s.valid_len,
+                        s.next_offset,
+                        s.bad.unwrap_or("trailing bytes")
+                    ));
+                }
                 file.set_len(s.valid_len).ctx("truncate", &self.log_path)?;
                 file.sync_all().ctx("fsync", &self.log_path)?;
             }

@@ -18,6 +18,9 @@ pub(crate) struct Scan {
     pub first_ts: Option<u64>,
     /// Why the scan stopped before the end of the bytes, if it did.
     pub bad: Option<&'static str>,
+    /// It stopped at zeros that run to the end: space written ahead of the records (see
+    /// `partition/append.rs`), or blocks a crash left unwritten, not a damaged record.
+    pub zero_tail: bool,
 }
 
 /// Scans `bytes`, the records of the segment starting at offset `base`.
@@ -59,5 +62,6 @@ pub(crate) fn scan(bytes: &[u8], base: u64, partition: u32, interval: u32) -> Sc
         }
     }
     s.valid_len = pos as u64;
+    s.zero_tail = s.bad.is_some() && bytes[pos..].iter().all(|&b| b == 0);
     s
 }
