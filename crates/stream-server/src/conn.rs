@@ -1,11 +1,12 @@
 //! One client connection: a reader that decodes and dispatches pipelined requests as they
 //! arrive, and a writer that sends the answers back in request order.
 //!
-//! The reader appends produced messages at once and hands the writer an answer that still
-//! waits for durability, so many in-flight produces share one group-commit fsync: it serves
-//! every request already buffered (a burst) before handing their answers over together, so
-//! that the writer's first durability wait, which starts an fsync, comes after all of the
-//! burst's appends. Answers that are ready are coalesced into one write while more are queued.
+//! The reader serves every request already buffered (a burst) before handing their answers to
+//! the writer together. A burst's single PRODUCEs are staged and appended together, one append
+//! per partition (`broker/staged.rs`), before any other request of the burst is served and
+//! before the hand-over, which starts the fsync covering all of them; the writer gets answers
+//! that still wait for that fsync, so many in-flight produces share one group commit. Answers
+//! that are ready are coalesced into one write while more are queued.
 //!
 //! Memory: every request is charged to the server's memory budget ([`crate::budget`]) from
 //! its header, before its payload is read, and the charge is held until its answer has been
