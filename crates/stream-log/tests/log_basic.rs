@@ -612,3 +612,26 @@ fn every_write_and_interval_make_data_durable_without_a_thread_per_log() {
         }
     }
 }
+
+#[test]
+fn closing_a_log_makes_its_appends_durable_for_their_waiters() {
+    let d = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(d.path(), 0, cfg(Durability::GroupCommit)).unwrap();
+    let a = append_n(&log, 20, 1);
+    // What a topic's deletion does while produces still wait for their fsync: close, then
+    // remove the files.
+    log.close();
+    std::fs::remove_dir_all(d.path()).unwrap();
+    log.wait_durable_blocking(a.last_offset)
+        .expect("appended before the close: durable, not failing on a file that is gone");
+    assert!(matches!(
+        log.append(&[Record {
+            timestamp_ms: 1,
+            key: b"",
+            value: b"late",
+            priority: 0,
+            codec: 0,
+        }]),
+        Err(LogError::Closed { .. })
+    ));
+}

@@ -71,6 +71,8 @@ struct Item {
 struct Handover {
     tx: mpsc::UnboundedSender<Vec<Item>>,
     in_flight: Arc<Semaphore>,
+    /// The semaphore's permits.
+    capacity: usize,
     broker: Arc<Broker>,
 }
 
@@ -86,15 +88,23 @@ impl Handover {
             return !self.tx.is_closed();
         }
         self.append_staged(burst, state);
-        let last_waiting = burst.iter().rev().find_map(|item| match &item.pending {
-            Pending::Waiting(w) => Some(w),
-            Pending::Ready(_) | Pending::Staged { .. } => None,
-        });
-        if let Some(w) = last_waiting {
-            w.start_durability();
+        // The last answer waiting on each log starts that log's fsync, which covers every
+        // append of the burst to it (walking back, a log's first answer is its last).
+        let mut started: Vec<&Arc<stream_log::PartitionLog>> = Vec::new();
+        for item in burst.iter().rev() {
+            if let Pending::Waiting(w) = &item.pending {
+                for (log, offset) in w.durable_waits() {
+                    if !started.iter().any(|s| Arc::ptr_eq(s, log)) {
+                        log.request_durable(*offset);
+                        started.push(log);
+                    }
+                }
+            }
         }
-        // A burst never holds more than `max_in_flight` requests, so the permits exist.
-        let n = u32::try_from(burst.len()).unwrap_or(u32::MAX);
+        drop(started);
+        // A burst never holds more than `max_burst` requests (the loop hands it over when it
+        // is full), so the permits exist; the clamp only keeps a slip from hanging.
+        let n = u32::try_from(burst.len().min(self.capacity)).unwrap_or(u32::MAX);
         tokio::select! {
             permits = self.in_flight.acquire_many(n) => match permits {
                 Ok(p) => p.forget(),
@@ -121,6 +131,11 @@ impl Handover {
             if matches!(item.pending, Pending::Staged { .. }) {
                 if let Some(answer) = answers.next() {
                     item.pending = answer;
+                    // The payload is in the log now: only the answer stays charged (a
+                    // smaller charge, so settling cannot fail).
+                    state
+                        .budget
+                        .settle(&mut item.charge, item.pending.answer_cost());
                 }
             }
         }
@@ -182,7 +197,8 @@ pub async fn serve(
     let (mut rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel::<Vec<Item>>();
     let max_burst = cfg.max_in_flight.clamp(1, MAX_BURST);
-    let in_flight = Arc::new(Semaphore::new(cfg.max_in_flight.max(max_burst)));
+    let capacity = cfg.max_in_flight.max(max_burst);
+    let in_flight = Arc::new(Semaphore::new(capacity));
     let writer = tokio::spawn(write_loop(
         wr,
         rx,
@@ -194,6 +210,7 @@ pub async fn serve(
     let handover = Handover {
         tx,
         in_flight,
+        capacity,
         broker: broker.clone(),
     };
     let budget = broker.memory.connection();
@@ -255,6 +272,12 @@ pub async fn serve(
                             charge: Charge::none(),
                         });
                         skip = total;
+                        // A refusal counts toward the burst like any answer: a burst never
+                        // needs more in-flight permits than there are.
+                        if burst.len() >= max_burst && !handover.send(&mut burst, &mut state).await
+                        {
+                            break 'conn;
+                        }
                         continue;
                     }
                     Admission::Charge(bytes) => {

@@ -152,3 +152,71 @@ fn a_connection_keeps_producing_to_a_topic_deleted_and_created_again_by_another(
     let total: usize = (0..2).map(|p| admin.fetch_all("t", p, 0).len()).sum();
     assert_eq!(total, 1);
 }
+
+/// A BATCH_PRODUCE claiming more messages than allowed, refused from its first bytes.
+fn refused_batch_frame(topic: &str) -> Vec<u8> {
+    let mut payload = (topic.len() as u32).to_le_bytes().to_vec();
+    payload.extend_from_slice(topic.as_bytes());
+    payload.extend_from_slice(&0u32.to_le_bytes());
+    payload.extend_from_slice(&u32::MAX.to_le_bytes());
+    let mut frame = Header::new(RequestType::BatchProduce.id(), payload.len() as u32)
+        .to_bytes()
+        .to_vec();
+    frame.extend_from_slice(&payload);
+    frame
+}
+
+#[test]
+fn refused_requests_count_toward_a_burst_and_the_connection_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // Bursts of at most 2: three refusals in one read would once have needed 3 in-flight
+    // permits of 2 and hung the connection.
+    let (_server, addr) = start(dir.path(), &["--max-in-flight=2"]);
+    let mut c = Client::connect(addr);
+    assert_eq!(c.create_topic("t", 1).error, ErrorCode::None);
+    let mut burst = Vec::new();
+    for _ in 0..3 {
+        burst.extend_from_slice(&refused_batch_frame("t"));
+    }
+    burst.extend_from_slice(&produce_req("t", b"", b"after").to_frame());
+    c.send_raw(&burst);
+    for _ in 0..3 {
+        match c.recv() {
+            Response::BatchProduce { error, message, .. } => {
+                assert_eq!(error, ErrorCode::RequestTooLarge, "{message}")
+            }
+            r => panic!("expected a refused batch, got {r:?}"),
+        }
+    }
+    expect_produced(&mut c, 0, 0);
+}
+
+/// Mappings of the server's files that were deleted (a deleted topic's sealed segments).
+fn deleted_mappings(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.ends_with("(deleted)") && l.contains(".log"))
+        .count()
+}
+
+#[test]
+fn a_deleted_topic_is_let_go_while_its_producer_connection_stays_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, addr) = start(dir.path(), &["--segment-bytes=4096"]);
+    let mut producer = Client::connect(addr);
+    let mut admin = Client::connect(addr);
+    assert_eq!(admin.create_topic("t", 1).error, ErrorCode::None);
+    for i in 0..200u32 {
+        producer.produce("t", b"", &i.to_le_bytes().repeat(16));
+    }
+    // Reading the first segments maps them.
+    assert_eq!(admin.fetch_all("t", 0, 0).len(), 200);
+    match admin.call(&Request::DeleteTopic { name: "t".into() }) {
+        Response::DeleteTopic(s) => assert_eq!(s.error, ErrorCode::None, "{}", s.message),
+        r => panic!("unexpected {r:?}"),
+    }
+    // The producer's connection, idle, must not keep the deleted logs (and their mappings).
+    assert_eq!(deleted_mappings(server.pid()), 0);
+    drop(producer);
+}

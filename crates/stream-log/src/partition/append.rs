@@ -130,8 +130,12 @@ impl PartitionLog {
                 match write_zeros(&file, w.allocated.max(end), end + ahead) {
                     Ok(()) => w.allocated = end + ahead,
                     Err(e) => {
-                        // Give the space back to the records' own write.
-                        let _ = file.set_len(before);
+                        // Give the space back to the records' own write. Should even that
+                        // fail, zeros may reach as far as asked: the roll and the flush then
+                        // still cut the file back to its records.
+                        if file.set_len(before).is_err() {
+                            w.allocated = end + ahead;
+                        }
                         tracing::debug!("preallocating {}: {e}", seg.log_path.display());
                     }
                 }

@@ -380,10 +380,16 @@ impl PartitionLog {
         self.shared.hw_tx.subscribe()
     }
 
-    /// Refuses further appends and closes the log's cached descriptors (used when the topic
-    /// is deleted: its files are about to go).
+    /// Refuses further appends, makes what was appended durable for its waiters, and closes
+    /// the log's cached descriptors (used when the topic is deleted: its files are about to
+    /// go).
     pub fn close(&self) {
-        self.shared.closed.store(true, Ordering::Release);
+        {
+            // Under the append lock: no append is half done when appends stop.
+            let _appends = crate::lock(&self.shared.writer);
+            self.shared.closed.store(true, Ordering::Release);
+        }
+        self.shared.sync_before_close();
         for s in self
             .shared
             .segments

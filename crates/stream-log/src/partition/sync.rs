@@ -62,6 +62,31 @@ impl Shared {
         self.durable_tx.send_replace(v);
     }
 
+    /// Before the log's files go (its topic is deleted): fsync what was appended, and tell
+    /// its waiters, so that a produce served before the delete is answered as durable rather
+    /// than failing on a file that is gone. Called with appends already refused.
+    pub(super) fn sync_before_close(&self) {
+        if !self.config.durability.acks_after_fsync() {
+            return;
+        }
+        let (written, seg) = {
+            let s = lock(&self.sync);
+            if s.written <= s.durable || s.error.is_some() {
+                return;
+            }
+            (s.written, s.active.clone())
+        };
+        match seg.sync_data() {
+            Ok(()) => {
+                let mut s = lock(&self.sync);
+                s.durable = s.durable.max(written);
+                self.publish(s);
+            }
+            // The waiters' own fsync reports the failure.
+            Err(e) => tracing::warn!("fsync before closing: {e}"),
+        }
+    }
+
     /// On drop of the log: fsync what was appended but never waited for (fsync policies), as
     /// the per-log syncer thread used to on its way out.
     pub(super) fn sync_before_drop(&self) {

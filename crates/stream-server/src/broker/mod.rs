@@ -87,12 +87,11 @@ impl Waits {
 }
 
 impl Waiting {
-    /// Starts the fsyncs this answer waits for, if it waits for durability, without waiting.
-    pub fn start_durability(&self) {
-        if let WaitingFor::Durable { waits, .. } = &self.0 {
-            for (log, offset) in waits.as_slice() {
-                log.request_durable(*offset);
-            }
+    /// The `(log, offset)` pairs this answer waits to be durable (none for a long poll).
+    pub fn durable_waits(&self) -> &[(Arc<PartitionLog>, u64)] {
+        match &self.0 {
+            WaitingFor::Durable { waits, .. } => waits.as_slice(),
+            WaitingFor::Task(_) => &[],
         }
     }
 

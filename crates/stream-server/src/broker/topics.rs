@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use stream_log::PartitionLog;
 use stream_proto::{partition_for_key, ErrorCode, Response, Status, TopicInfo};
@@ -41,9 +41,11 @@ impl TopicHandle {
 #[derive(Default)]
 pub(super) struct TopicCache(RwLock<HashMap<String, Arc<TopicHandle>>>, AtomicU64);
 
-/// The topic a connection used last, with the cache generation it was looked up in.
+/// The topic a connection used last, with the cache generation it was looked up in. Weak: a
+/// deleted topic's logs (and their mapped segments) go when the shared cache lets them go, not
+/// when an idle producer's connection closes.
 #[derive(Default)]
-pub struct LastTopic(Option<(String, u64, Arc<TopicHandle>)>);
+pub struct LastTopic(Option<(String, u64, Weak<TopicHandle>)>);
 
 impl std::fmt::Debug for LastTopic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -69,11 +71,13 @@ impl Broker {
         let generation = self.topics.1.load(Ordering::Acquire);
         if let Some((n, g, handle)) = &last.0 {
             if *g == generation && n == name {
-                return Ok(handle.clone());
+                if let Some(handle) = handle.upgrade() {
+                    return Ok(handle);
+                }
             }
         }
         let handle = self.topic(name)?;
-        last.0 = Some((name.to_string(), generation, handle.clone()));
+        last.0 = Some((name.to_string(), generation, Arc::downgrade(&handle)));
         Ok(handle)
     }
 
