@@ -160,7 +160,7 @@ impl ConnBudget {
             };
             charge.merge(extra);
         }
-        if held_pool - pool.min(held_pool) >= SETTLE_SLACK {
+        if held_pool.saturating_sub(pool) >= SETTLE_SLACK {
             charge.shrink(pool, share);
         }
         true

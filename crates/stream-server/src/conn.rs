@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::broker::memory::{admit, Admission};
 use crate::broker::{Broker, ConnState, Pending};
-use crate::budget::{Charge, ConnBudget};
+use crate::budget::Charge;
 use crate::metrics::type_index;
 
 /// Connection settings.
@@ -101,7 +101,6 @@ impl Handover {
                 }
             }
         }
-        drop(started);
         // A burst never holds more than `max_burst` requests (the loop hands it over when it
         // is full), so the permits exist; the clamp only keeps a slip from hanging.
         let n = u32::try_from(burst.len().min(self.capacity)).unwrap_or(u32::MAX);
@@ -162,23 +161,26 @@ enum Interrupted {
 }
 
 /// Hands the burst over (its charges can only be given back by the writer), then waits for
-/// `bytes` of budget.
+/// `bytes` of the connection's budget; `clock` is read again once they are there (the wait
+/// is the server's time, not the requests').
 async fn wait_for_budget(
-    budget: &ConnBudget,
     bytes: usize,
     handover: &Handover,
     burst: &mut Vec<Item>,
     state: &mut ConnState,
     shutdown: &mut watch::Receiver<bool>,
+    clock: &mut Instant,
 ) -> Result<Charge, Interrupted> {
     if !handover.send(burst, state).await {
         return Err(Interrupted::WriterGone);
     }
-    tokio::select! {
-        c = budget.acquire(bytes) => Ok(c),
-        _ = shutdown.changed() => Err(Interrupted::Shutdown),
-        _ = handover.closed() => Err(Interrupted::WriterGone),
-    }
+    let charge = tokio::select! {
+        c = state.budget.acquire(bytes) => c,
+        _ = shutdown.changed() => return Err(Interrupted::Shutdown),
+        _ = handover.closed() => return Err(Interrupted::WriterGone),
+    };
+    *clock = Instant::now();
+    Ok(charge)
 }
 
 /// Serves one connection until the client closes, errs, idles out or the server shuts down.
@@ -285,19 +287,16 @@ pub async fn serve(
                             Some(c) => c,
                             None => {
                                 match wait_for_budget(
-                                    &budget,
                                     bytes,
                                     &handover,
                                     &mut burst,
                                     &mut state,
                                     &mut shutdown,
+                                    &mut clock,
                                 )
                                 .await
                                 {
-                                    Ok(c) => {
-                                        clock = Instant::now();
-                                        c
-                                    }
+                                    Ok(c) => c,
                                     Err(_) => break 'conn,
                                 }
                             }
@@ -345,19 +344,16 @@ pub async fn serve(
             if !budget.settle(&mut c, need) {
                 drop(c);
                 c = match wait_for_budget(
-                    &budget,
                     need,
                     &handover,
                     &mut burst,
                     &mut state,
                     &mut shutdown,
+                    &mut clock,
                 )
                 .await
                 {
-                    Ok(c) => {
-                        clock = Instant::now();
-                        c
-                    }
+                    Ok(c) => c,
                     Err(_) => break 'conn,
                 };
             }

@@ -389,7 +389,7 @@ impl PartitionLog {
             let _appends = crate::lock(&self.shared.writer);
             self.shared.closed.store(true, Ordering::Release);
         }
-        self.shared.sync_before_close();
+        self.shared.sync_unsynced("before closing");
         for s in self
             .shared
             .segments
@@ -406,7 +406,7 @@ impl Drop for PartitionLog {
     fn drop(&mut self) {
         // What the old per-log syncer thread did on its way out: make appended data durable
         // (for the fsync policies) even if nobody waited for it.
-        self.shared.sync_before_drop();
+        self.shared.sync_unsynced("on drop");
     }
 }
 

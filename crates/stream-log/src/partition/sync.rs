@@ -62,11 +62,12 @@ impl Shared {
         self.durable_tx.send_replace(v);
     }
 
-    /// Before the log's files go (its topic is deleted): fsync what was appended, and tell
-    /// its waiters, so that a produce served before the delete is answered as durable rather
-    /// than failing on a file that is gone. Called with appends already refused.
-    pub(super) fn sync_before_close(&self) {
-        if !self.config.durability.acks_after_fsync() {
+    /// Fsyncs what was appended and not yet made durable (any policy but `never`) and tells
+    /// the waiters. Before a deleted topic's files go, so that a produce served before the
+    /// delete is answered as durable rather than failing on a file that is gone; and on drop
+    /// of the log, as the per-log syncer thread used to on its way out.
+    pub(super) fn sync_unsynced(&self, when: &str) {
+        if self.config.durability == Durability::Never {
             return;
         }
         let (written, seg) = {
@@ -82,26 +83,8 @@ impl Shared {
                 s.durable = s.durable.max(written);
                 self.publish(s);
             }
-            // The waiters' own fsync reports the failure.
-            Err(e) => tracing::warn!("fsync before closing: {e}"),
-        }
-    }
-
-    /// On drop of the log: fsync what was appended but never waited for (fsync policies), as
-    /// the per-log syncer thread used to on its way out.
-    pub(super) fn sync_before_drop(&self) {
-        if self.config.durability == Durability::Never {
-            return;
-        }
-        let seg = {
-            let s = lock(&self.sync);
-            if s.written <= s.durable || s.error.is_some() {
-                return;
-            }
-            s.active.clone()
-        };
-        if let Err(e) = seg.sync_data() {
-            tracing::warn!("fsync on close: {e}");
+            // A waiter's own fsync reports the failure.
+            Err(e) => tracing::warn!("fsync {when}: {e}"),
         }
     }
 }

@@ -44,21 +44,8 @@ pub(super) struct TopicCache(RwLock<HashMap<String, Arc<TopicHandle>>>, AtomicU6
 /// The topic a connection used last, with the cache generation it was looked up in. Weak: a
 /// deleted topic's logs (and their mapped segments) go when the shared cache lets them go, not
 /// when an idle producer's connection closes.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct LastTopic(Option<(String, u64, Weak<TopicHandle>)>);
-
-impl std::fmt::Debug for LastTopic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("LastTopic")
-            .field(
-                &self
-                    .0
-                    .as_ref()
-                    .map(|(name, generation, _)| (name, generation)),
-            )
-            .finish()
-    }
-}
 
 impl Broker {
     /// [`Broker::topic`] through the connection's last topic: a producer sending to one topic
