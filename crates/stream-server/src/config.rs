@@ -104,6 +104,46 @@ pub struct Config {
           default_value_t = crate::budget::DEFAULT_MEMORY_BUDGET,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1 << 20..))]
     pub memory_budget_bytes: usize,
+    /// A port of its own for the Kafka protocol, besides --port (which serves both STRP and
+    /// Kafka, told apart by a connection's first bytes). Unset: no second listener.
+    #[arg(long, env = "STREAM_KAFKA_PORT")]
+    pub kafka_port: Option<u16>,
+    /// Host name Kafka clients are told to connect to (Metadata): what clients outside a
+    /// container or another machine can reach. Default: --bind, or this machine's host name
+    /// when --bind is a wildcard address.
+    #[arg(long, env = "STREAM_ADVERTISED_HOST")]
+    pub advertised_host: Option<String>,
+    /// Whether a Kafka Metadata or Produce naming a topic that does not exist creates it
+    /// (with --kafka-auto-create-partitions partitions), as Kafka's
+    /// `auto.create.topics.enable` does.
+    #[arg(long, env = "STREAM_KAFKA_AUTO_CREATE_TOPICS", value_parser = cli_support::bool_value(),
+          action = clap::ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", default_value = "true")]
+    pub kafka_auto_create_topics: bool,
+    /// Partitions of a topic created by Kafka auto-creation, or by CreateTopics without a
+    /// partition count.
+    #[arg(long, env = "STREAM_KAFKA_AUTO_CREATE_PARTITIONS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(stream_log::MAX_PARTITIONS)))]
+    pub kafka_auto_create_partitions: u32,
+}
+
+/// The bind address, or this machine's host name for a wildcard one (what Kafka's own broker
+/// advertises by default).
+fn default_advertised_host(bind: &str) -> String {
+    let wildcard = bind
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified());
+    if !wildcard {
+        return bind.to_string();
+    }
+    let mut name = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or fails.
+    let r = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) };
+    let len = name.iter().position(|&b| b == 0).unwrap_or(0);
+    match std::str::from_utf8(&name[..len]) {
+        Ok(host) if r == 0 && !host.is_empty() => host.to_string(),
+        _ => "localhost".to_string(),
+    }
 }
 
 /// Where (whether) to serve `/metrics`.
@@ -126,6 +166,18 @@ fn parse_metrics_port(s: &str) -> Result<MetricsPort, String> {
 }
 
 impl Config {
+    /// The Kafka listener's settings.
+    pub fn kafka_config(&self) -> crate::kafka::KafkaConfig {
+        crate::kafka::KafkaConfig {
+            advertised_host: self
+                .advertised_host
+                .clone()
+                .unwrap_or_else(|| default_advertised_host(&self.bind)),
+            auto_create_topics: self.kafka_auto_create_topics,
+            auto_create_partitions: self.kafka_auto_create_partitions,
+        }
+    }
+
     /// The storage engine's configuration.
     pub fn log_config(&self) -> LogConfig {
         LogConfig {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use stream_proto::{ErrorCode, FrameDecoder, RequestType, Response, HEADER_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -48,7 +48,7 @@ pub struct ConnConfig {
 /// Most requests served from one buffer before their answers are handed to the writer.
 const MAX_BURST: usize = 256;
 /// Read buffer of an idle connection; a request's frame gets room for all of it at once.
-const READ_BUF: usize = 16 << 10;
+pub(crate) const READ_BUF: usize = 16 << 10;
 /// The writer sends once this much is coalesced.
 const FLUSH_AT: usize = 256 << 10;
 /// Output buffer kept after a flush; a larger one (after a large answer) is given back.
@@ -184,8 +184,10 @@ async fn wait_for_budget(
 }
 
 /// Serves one connection until the client closes, errs, idles out or the server shuts down.
+/// `prefix`: the connection's first bytes, read to tell its protocol.
 pub async fn serve(
     stream: TcpStream,
+    prefix: &[u8],
     broker: Arc<Broker>,
     conn_id: u64,
     cfg: ConnConfig,
@@ -218,6 +220,7 @@ pub async fn serve(
     let budget = broker.memory.connection();
     let mut state = ConnState::new(conn_id, budget.clone());
     let mut buf = BytesMut::with_capacity(READ_BUF);
+    buf.extend_from_slice(prefix);
     let mut decoder = FrameDecoder::new();
     let mut burst: Vec<Item> = Vec::with_capacity(max_burst);
     // Bytes of a refused request still to be discarded as they arrive.
@@ -379,44 +382,27 @@ pub async fn serve(
         if *shutdown.borrow() {
             break;
         }
-        // A partial request in the buffer has a deadline that its later bytes do not reset.
-        let deadline = if buf.is_empty() {
-            request_started = None;
-            None
-        } else {
-            let started = *request_started.get_or_insert_with(Instant::now);
-            Some(started + cfg.request_timeout)
+        let stop = async {
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                // The writer closed the connection (a client too slow to take its answers).
+                _ = handover.closed() => {}
+            }
         };
-        if buf.capacity() - buf.len() < READ_BUF / 4 {
-            buf.reserve(READ_BUF);
+        if !read_more(
+            &mut rd,
+            &mut buf,
+            &mut request_started,
+            &cfg,
+            &peer,
+            &broker,
+            stop,
+        )
+        .await
+        {
+            break;
         }
-        let read = rd.read_buf(&mut buf);
-        let outcome = tokio::select! {
-            r = read_with_timeout(read, cfg.idle_timeout) => r,
-            _ = sleep_until_opt(deadline) => ReadOutcome::RequestTimeout,
-            _ = shutdown.changed() => break,
-            // The writer closed the connection (a client too slow to take its answers).
-            _ = handover.closed() => break,
-        };
-        match outcome {
-            ReadOutcome::Data => clock = Instant::now(),
-            ReadOutcome::Closed => break,
-            ReadOutcome::Idle => {
-                tracing::info!(%peer, "closing idle connection");
-                break;
-            }
-            ReadOutcome::RequestTimeout => {
-                broker.metrics.protocol_errors.increment(1);
-                tracing::warn!(%peer, buffered = buf.len(), timeout = ?cfg.request_timeout,
-                    "closing connection: a request did not arrive whole in time (slow sender; \
-                     --request-timeout-ms / STREAM_REQUEST_TIMEOUT_MS)");
-                break;
-            }
-            ReadOutcome::Failed(e) => {
-                tracing::debug!(%peer, error = %e, "read failed");
-                break;
-            }
-        }
+        clock = Instant::now();
     }
     let _ = handover.send(&mut burst, &mut state).await;
     // The connection's legacy group members leave now, before the socket closes, so that a
@@ -429,11 +415,67 @@ pub async fn serve(
     let _ = writer.await;
 }
 
+/// Reads more of a connection into `buf`, for either protocol. A partial request in `buf`
+/// has a deadline (from `request_started`, set here when unset) that its later bytes do not
+/// reset; while `buf` is empty the read waits up to the idle timeout. False when the
+/// connection is to end: the client closed, idled out or sent too slowly (each logged), the
+/// read failed, or `stop` resolved.
+pub(crate) async fn read_more(
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    request_started: &mut Option<Instant>,
+    cfg: &ConnConfig,
+    peer: &str,
+    broker: &Broker,
+    stop: impl Future<Output = ()>,
+) -> bool {
+    let deadline = if buf.is_empty() {
+        *request_started = None;
+        None
+    } else {
+        let started = *request_started.get_or_insert_with(Instant::now);
+        Some(started + cfg.request_timeout)
+    };
+    if buf.capacity() - buf.len() < READ_BUF / 4 {
+        buf.reserve(READ_BUF);
+    }
+    let outcome = tokio::select! {
+        r = read_with_timeout(rd.read_buf(buf), cfg.idle_timeout) => r,
+        _ = sleep_until_opt(deadline) => ReadOutcome::RequestTimeout,
+        _ = stop => return false,
+    };
+    match outcome {
+        ReadOutcome::Data => true,
+        ReadOutcome::Closed => false,
+        ReadOutcome::Idle => {
+            tracing::info!(%peer, "closing idle connection");
+            false
+        }
+        ReadOutcome::RequestTimeout => {
+            broker.metrics.protocol_errors.increment(1);
+            tracing::warn!(%peer, buffered = buf.len(), timeout = ?cfg.request_timeout,
+                "closing connection: a request did not arrive whole in time (slow sender; \
+                 --request-timeout-ms / STREAM_REQUEST_TIMEOUT_MS)");
+            false
+        }
+        ReadOutcome::Failed(e) => {
+            tracing::debug!(%peer, error = %e, "read failed");
+            false
+        }
+    }
+}
+
+/// How a read of a connection ended.
 enum ReadOutcome {
+    /// Bytes arrived.
     Data,
+    /// The client closed.
     Closed,
+    /// Nothing arrived within the idle timeout.
     Idle,
+    /// A request did not arrive whole in time.
     RequestTimeout,
+    /// The read failed.
     Failed(std::io::Error),
 }
 
@@ -445,6 +487,7 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
+/// Reads, or gives up after `idle` without a byte.
 async fn read_with_timeout(
     read: impl Future<Output = std::io::Result<usize>>,
     idle: Option<Duration>,

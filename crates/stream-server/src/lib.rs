@@ -1,16 +1,21 @@
 //! The STRP stream server: a Kafka-like broker over the `stream-log` storage engine.
 //!
-//! Modules: [`config`] (flags/env), [`server`] (accept loop, shutdown), [`conn`] (one
-//! pipelined connection), [`broker`] (request handling), [`budget`] (the memory budget of
+//! Modules: [`config`] (flags/env), [`server`] (accept loop, shutdown), [`sniff`] (which
+//! protocol a connection speaks), [`conn`] (one pipelined STRP connection), [`kafka`] (the
+//! Kafka protocol), [`broker`] (request handling), [`budget`] (the memory budget of
 //! requests in flight and unsent answers), [`groups`] (consumer groups), [`metrics`]
-//! (Prometheus).
+//! (Prometheus), [`alloc`] (the allocator that keeps a decoder's claimed length from
+//! aborting the process).
 
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod broker;
 pub mod budget;
 pub mod config;
 pub mod conn;
 pub mod groups;
+pub mod kafka;
 pub mod metrics;
 pub mod server;
+pub mod sniff;

@@ -1,6 +1,10 @@
-//! `stream-server`: the STRP broker. See `stream-server --help` and docs/protocol.md.
+//! `stream-server`: the STRP and Kafka broker. See `stream-server --help` and docs/protocol.md.
 
 use stream_server::config::Config;
+
+// The Kafka decoders may reserve a claimed length before its bytes are there (see alloc.rs).
+#[global_allocator]
+static ALLOC: stream_server::alloc::LazyHugeAlloc = stream_server::alloc::LazyHugeAlloc;
 
 fn main() {
     ignore_sigxfsz();

@@ -1,4 +1,5 @@
-//! Startup, the accept loop (with --max-connections), background housekeeping, and graceful
+//! Startup, the accept loop (with --max-connections; the STRP port and, with --kafka-port, the
+//! Kafka one), background housekeeping, and graceful
 //! shutdown on SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use stream_log::{OffsetStore, TopicStore};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -16,6 +17,8 @@ use crate::broker::Broker;
 use crate::config::{Config, MetricsPort};
 use crate::conn::{self, ConnConfig};
 use crate::groups::Coordinator;
+use crate::kafka::Kafka;
+use crate::sniff::{protocol_of, sniff, Protocol, SniffError};
 
 /// Decrements the open-connection count when a connection task ends, however it ends.
 struct ConnGuard(Arc<AtomicUsize>);
@@ -100,11 +103,30 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}:{}", cfg.bind, cfg.port))?;
     let local = listener.local_addr().context("local_addr")?;
+    let kafka_listener = match cfg.kafka_port {
+        Some(port) => {
+            let l = TcpListener::bind((cfg.bind.as_str(), port))
+                .await
+                .with_context(|| {
+                    format!(
+                        "binding the Kafka port {}:{port} (--kafka-port / STREAM_KAFKA_PORT)",
+                        cfg.bind
+                    )
+                })?;
+            let addr = l.local_addr().context("local_addr")?;
+            tracing::info!("Kafka protocol also on {addr}");
+            Some(l)
+        }
+        None => None,
+    };
+    let kafka = Arc::new(Kafka::new(cfg.kafka_config()));
     // The one readiness line tests and operators wait for: address first (parse_addr takes
     // the first address-looking token).
     tracing::info!(
-        "listening on {local} data_dir={} durability={} max_connections={} memory_budget_bytes={}",
+        "listening on {local} (STRP and Kafka) data_dir={} advertised_host={} durability={} \
+         max_connections={} memory_budget_bytes={}",
         cfg.data_dir.display(),
+        kafka.config.advertised_host,
         cfg.durability,
         cfg.max_connections,
         broker.memory.limit()
@@ -126,7 +148,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            accepted = listener.accept() => {
+            accepted = accept_any(&listener, kafka_listener.as_ref()) => {
                 let (sock, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
@@ -148,10 +170,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 metrics::gauge!("strp_connections_open").set((n + 1) as f64);
                 let guard = ConnGuard(open.clone());
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
-                let (b, rx) = (broker.clone(), shutdown_rx.clone());
+                let (b, rx, k) = (broker.clone(), shutdown_rx.clone(), kafka.clone());
                 conns.spawn(async move {
                     let _guard = guard;
-                    conn::serve(sock, b, id, conn_cfg, rx).await;
+                    serve_connection(sock, b, id, conn_cfg, k, rx).await;
                 });
             }
         }
@@ -159,6 +181,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     // Stop accepting, let connections finish what they have in flight, flush, exit.
     drop(listener);
+    drop(kafka_listener);
     let _ = shutdown_tx.send(true);
     let drain = async { while conns.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_millis(cfg.shutdown_timeout_ms), drain)
@@ -175,6 +198,54 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .context("flushing logs on shutdown")?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The next connection of either listener.
+async fn accept_any(
+    main: &TcpListener,
+    kafka: Option<&TcpListener>,
+) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match kafka {
+        Some(k) => tokio::select! {
+            r = main.accept() => r,
+            r = k.accept() => r,
+        },
+        None => main.accept().await,
+    }
+}
+
+/// Tells the connection's protocol from its first bytes and serves it.
+async fn serve_connection(
+    mut sock: TcpStream,
+    broker: Arc<Broker>,
+    id: u64,
+    cfg: ConnConfig,
+    kafka: Arc<Kafka>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let first = tokio::select! {
+        r = sniff(&mut sock, cfg.idle_timeout, cfg.request_timeout) => r,
+        _ = shutdown.changed() => return,
+    };
+    let first = match first {
+        Ok(f) => f,
+        Err(SniffError::Closed) => return,
+        Err(SniffError::Idle) => {
+            tracing::info!(peer = ?sock.peer_addr().ok(), "closing idle connection");
+            return;
+        }
+        Err(SniffError::Slow) => {
+            broker.metrics.protocol_errors.increment(1);
+            tracing::warn!(peer = ?sock.peer_addr().ok(), timeout = ?cfg.request_timeout,
+                "closing connection: its first bytes did not arrive in time (slow sender; \
+                 --request-timeout-ms / STREAM_REQUEST_TIMEOUT_MS)");
+            return;
+        }
+    };
+    match protocol_of(&first) {
+        Protocol::Strp => conn::serve(sock, &first, broker, id, cfg, shutdown).await,
+        Protocol::Kafka => crate::kafka::serve(sock, &first, broker, cfg, kafka, shutdown).await,
+    }
 }
 
 /// Descriptors kept free for what a running broker opens besides connections (new segments,

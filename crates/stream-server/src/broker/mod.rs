@@ -32,7 +32,7 @@ use crate::groups::Coordinator;
 use crate::metrics::RequestMetrics;
 
 pub use errors::{log_error_code, Failure};
-use produce::now_ms;
+pub(crate) use produce::now_ms;
 pub use staged::StagedProduces;
 pub use topics::TopicHandle;
 
@@ -191,6 +191,16 @@ impl Broker {
     /// The topic store (for shutdown flushes and retention).
     pub fn store(&self) -> &TopicStore {
         &self.store
+    }
+
+    /// The durability policy appends are made under.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Changes to true when the server starts shutting down (long polls end early).
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
     }
 
     /// Handles one request frame: the answer, possibly still waiting for durability or data.

@@ -25,7 +25,7 @@ pub const BATCH_RECORD_OVERHEAD: usize = size_of::<Record<'static>>()
     + ANSWER_BYTES_PER_RECORD;
 
 /// Wall-clock milliseconds: the timestamp stored with a produced message.
-pub(super) fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -58,7 +58,7 @@ fn record(r: BatchRecord<'_>, timestamp_ms: u64) -> Record<'_> {
 
 impl Broker {
     /// Appends `records` to `log`, off the async workers under every-write.
-    pub(super) fn append(
+    pub(crate) fn append(
         &self,
         log: &PartitionLog,
         records: &[Record<'_>],

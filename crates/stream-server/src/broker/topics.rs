@@ -69,7 +69,7 @@ impl Broker {
     }
 
     /// The cached handle of `name`, loading it from the store on first use.
-    pub(super) fn topic(&self, name: &str) -> Result<Arc<TopicHandle>, Failure> {
+    pub(crate) fn topic(&self, name: &str) -> Result<Arc<TopicHandle>, Failure> {
         let cache = &self.topics.0;
         if let Some(t) = cache.read().unwrap_or_else(|e| e.into_inner()).get(name) {
             return Ok(t.clone());
@@ -99,7 +99,7 @@ impl Broker {
     }
 
     /// One partition's log.
-    pub(super) fn partition(
+    pub(crate) fn partition(
         &self,
         topic: &str,
         partition: u32,
@@ -137,7 +137,7 @@ impl Broker {
         }
     }
 
-    pub(super) async fn create_topic(
+    pub(crate) async fn create_topic(
         self: &Arc<Self>,
         name: String,
         partitions: u32,
@@ -156,7 +156,7 @@ impl Broker {
         Ok(Response::CreateTopic(Status::ok()))
     }
 
-    pub(super) async fn delete_topic(self: &Arc<Self>, name: String) -> Result<Response, Failure> {
+    pub(crate) async fn delete_topic(self: &Arc<Self>, name: String) -> Result<Response, Failure> {
         let n = name.clone();
         self.forget_topic(&name);
         self.blocking(move |b| {

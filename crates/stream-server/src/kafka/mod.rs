@@ -1,0 +1,53 @@
+//! The Kafka protocol over the same logs, offsets and topics as STRP (`docs/kafka.md`):
+//! framing ([`frame`]), the versions served ([`versions`]), the record-batch codec
+//! ([`records`]), idempotent producers' sequence checks ([`idempotence`]), one connection
+//! ([`conn`]) and one file per API (`api/`).
+
+mod api;
+pub mod conn;
+mod errors;
+pub mod frame;
+pub mod idempotence;
+pub mod records;
+pub mod versions;
+
+pub use api::NODE_ID;
+pub use conn::serve;
+
+use idempotence::ProducerRegistry;
+
+/// What every Kafka connection shares: the settings and the idempotent producers' state.
+#[derive(Default)]
+pub struct Kafka {
+    /// Settings.
+    pub config: KafkaConfig,
+    /// Producer ids and their sequence numbers.
+    pub producers: ProducerRegistry,
+}
+
+impl Kafka {
+    /// The shared state of a listener with these settings.
+    pub fn new(config: KafkaConfig) -> Kafka {
+        Kafka {
+            config,
+            producers: ProducerRegistry::default(),
+        }
+    }
+}
+
+/// Locks `m`, also after a panic elsewhere while it was held (each critical section leaves
+/// its state consistent).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Settings of the Kafka listener.
+#[derive(Debug, Clone, Default)]
+pub struct KafkaConfig {
+    /// Host name Metadata gives clients to connect to.
+    pub advertised_host: String,
+    /// Whether Metadata and Produce create a topic they name that does not exist.
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic, and of CreateTopics with `num_partitions = -1`.
+    pub auto_create_partitions: u32,
+}

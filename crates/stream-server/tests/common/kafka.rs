@@ -1,0 +1,198 @@
+//! A blocking Kafka client over std TcpStream for the Kafka tests, built on the
+//! `kafka-protocol` crate's client side: its request encoders, response decoders and record
+//! batch codec, an implementation independent of the server's own batch codec.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, ResponseHeader, TopicName};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+/// One connection, one request at a time or pipelined with `send` / `recv`.
+pub struct KafkaClient {
+    pub stream: TcpStream,
+    next_id: i32,
+}
+
+impl KafkaClient {
+    pub fn connect(addr: SocketAddr) -> KafkaClient {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        KafkaClient { stream, next_id: 1 }
+    }
+
+    /// Sends a request; returns its correlation id.
+    pub fn send<R: Encodable>(&mut self, key: ApiKey, version: i16, req: &R) -> i32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(id)
+            .with_client_id(Some(StrBytes::from_static_str("kafka-tests")));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, key.request_header_version(version))
+            .unwrap();
+        req.encode(&mut body, version)
+            .unwrap_or_else(|e| panic!("encoding {key:?} v{version}: {e}"));
+        self.send_raw(&frame(&body));
+        id
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send raw");
+    }
+
+    /// The next answer's bytes (size prefix removed), or None when the server closed.
+    pub fn recv_raw(&mut self) -> Option<Bytes> {
+        let mut size = [0u8; 4];
+        read_exact_or_closed(&mut self.stream, &mut size)?;
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        read_exact_or_closed(&mut self.stream, &mut body)?;
+        Some(Bytes::from(body))
+    }
+
+    /// The next answer, which must be to request `id` of `key` at `version`.
+    pub fn recv<M: Decodable>(&mut self, key: ApiKey, version: i16, id: i32) -> M {
+        let mut b = self.recv_raw().expect("an answer before close");
+        let header = ResponseHeader::decode(&mut b, key.response_header_version(version)).unwrap();
+        assert_eq!(header.correlation_id, id, "answers come in request order");
+        let m = M::decode(&mut b, version)
+            .unwrap_or_else(|e| panic!("decoding the {key:?} v{version} answer: {e}"));
+        assert!(
+            !b.has_remaining(),
+            "{key:?} v{version}: {} bytes after the answer",
+            b.len()
+        );
+        m
+    }
+
+    pub fn call<R: Encodable, M: Decodable>(&mut self, key: ApiKey, version: i16, req: &R) -> M {
+        let id = self.send(key, version, req);
+        self.recv(key, version, id)
+    }
+
+    /// True when the server closed the connection (EOF or reset) within the read timeout.
+    pub fn closed(&mut self) -> bool {
+        let mut b = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+fn read_exact_or_closed(s: &mut TcpStream, buf: &mut [u8]) -> Option<()> {
+    match s.read_exact(buf) {
+        Ok(()) => Some(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            None
+        }
+        Err(e) => panic!("read: {e}"),
+    }
+}
+
+/// `bytes` with their Kafka size prefix.
+pub fn frame(bytes: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(bytes.len() + 4);
+    f.put_i32(bytes.len() as i32);
+    f.extend_from_slice(bytes);
+    f
+}
+
+/// A topic name field.
+pub fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// One uncompressed batch of `(key, value)` records, stamped `timestamp`, from a producer
+/// without idempotence.
+pub fn batch(records: &[(Option<&[u8]>, &[u8])], timestamp: i64) -> Bytes {
+    idempotent_batch(-1, -1, -1, records, timestamp)
+}
+
+/// One uncompressed batch of an idempotent producer.
+pub fn idempotent_batch(
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    records: &[(Option<&[u8]>, &[u8])],
+    timestamp: i64,
+) -> Bytes {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder keeps records in one batch while offset - sequence stays the same,
+            // and writes the first record's as the batch's base sequence (-1 without
+            // idempotence).
+            sequence: base_sequence.wrapping_add(i as i32),
+            timestamp,
+            key: k.map(Bytes::copy_from_slice),
+            value: Some(Bytes::copy_from_slice(v)),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut out = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut out,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    out.freeze()
+}
+
+/// The records of a Fetch answer's `records` field.
+pub fn records(bytes: &Option<Bytes>) -> Vec<Record> {
+    let Some(b) = bytes else { return Vec::new() };
+    let mut b = b.clone();
+    RecordBatchDecoder::decode_all(&mut b)
+        .expect("valid record batches")
+        .into_iter()
+        .flat_map(|set| set.records)
+        .collect()
+}
+
+/// A Produce of `records` to one partition.
+pub fn produce(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])])
+}
