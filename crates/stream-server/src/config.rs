@@ -175,7 +175,28 @@ impl Config {
                 .unwrap_or_else(|| default_advertised_host(&self.bind)),
             auto_create_topics: self.kafka_auto_create_topics,
             auto_create_partitions: self.kafka_auto_create_partitions,
+            topic_configs: self.topic_configs(),
         }
+    }
+
+    /// The topic settings in Kafka's names (every topic has the server's).
+    fn topic_configs(&self) -> Vec<(String, String)> {
+        let or_unlimited = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
+        [
+            ("cleanup.policy", "delete".to_string()),
+            ("compression.type", "producer".to_string()),
+            (
+                "max.message.bytes",
+                stream_proto::record::MAX_RECORD_LEN.to_string(),
+            ),
+            ("message.timestamp.type", "CreateTime".to_string()),
+            ("retention.bytes", or_unlimited(self.retention_bytes)),
+            ("retention.ms", or_unlimited(self.retention_ms)),
+            ("segment.bytes", self.segment_bytes.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
     }
 
     /// The storage engine's configuration.

@@ -132,7 +132,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         broker.memory.limit()
     );
 
-    spawn_housekeeping(broker.clone(), metrics_handle, shutdown_rx.clone());
+    spawn_housekeeping(
+        broker.clone(),
+        kafka.clone(),
+        metrics_handle,
+        shutdown_rx.clone(),
+    );
 
     let open = Arc::new(AtomicUsize::new(0));
     let next_id = AtomicU64::new(1);
@@ -280,6 +285,7 @@ fn log_connection_capacity(max_connections: usize) {
 
 fn spawn_housekeeping(
     broker: Arc<Broker>,
+    kafka: Arc<Kafka>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -296,6 +302,7 @@ fn spawn_housekeeping(
             for (group, member) in broker.groups.evict_expired(Instant::now()) {
                 tracing::info!(%group, %member, "member evicted: session timed out");
             }
+            kafka.groups.tick(Instant::now());
             if last_gauges.elapsed() >= Duration::from_secs(1) {
                 last_gauges = Instant::now();
                 if let Some(h) = &metrics {

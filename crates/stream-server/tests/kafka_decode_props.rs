@@ -25,6 +25,16 @@ fn decode_request(key: ApiKey, version: i16, body: &[u8]) -> Result<(), String> 
         ApiKey::CreateTopics => decode::<CreateTopicsRequest>(&mut b, version).map(drop),
         ApiKey::DeleteTopics => decode::<DeleteTopicsRequest>(&mut b, version).map(drop),
         ApiKey::InitProducerId => decode::<InitProducerIdRequest>(&mut b, version).map(drop),
+        ApiKey::FindCoordinator => decode::<FindCoordinatorRequest>(&mut b, version).map(drop),
+        ApiKey::JoinGroup => decode::<JoinGroupRequest>(&mut b, version).map(drop),
+        ApiKey::SyncGroup => decode::<SyncGroupRequest>(&mut b, version).map(drop),
+        ApiKey::Heartbeat => decode::<HeartbeatRequest>(&mut b, version).map(drop),
+        ApiKey::LeaveGroup => decode::<LeaveGroupRequest>(&mut b, version).map(drop),
+        ApiKey::OffsetCommit => decode::<OffsetCommitRequest>(&mut b, version).map(drop),
+        ApiKey::OffsetFetch => decode::<OffsetFetchRequest>(&mut b, version).map(drop),
+        ApiKey::ListGroups => decode::<ListGroupsRequest>(&mut b, version).map(drop),
+        ApiKey::DescribeGroups => decode::<DescribeGroupsRequest>(&mut b, version).map(drop),
+        ApiKey::DescribeConfigs => decode::<DescribeConfigsRequest>(&mut b, version).map(drop),
         other => panic!("{other:?} is served but not covered here"),
     }
 }

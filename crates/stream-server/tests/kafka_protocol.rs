@@ -13,6 +13,7 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 use stream_server::kafka::versions::SUPPORTED;
 use test_support::ServerProcess;
 
@@ -83,6 +84,136 @@ fn produce_one(c: &mut KafkaClient, v: i16, topic: &str, value: &[u8]) -> (i16, 
     let r: ProduceResponse = c.call(ApiKey::Produce, v, &req);
     let p = &r.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
+}
+
+/// Joins `group` as a new member (asking for an id first from v4): (member id, generation).
+fn join_group(c: &mut KafkaClient, v: i16, group: &str) -> (String, i32) {
+    let mut req = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_session_timeout_ms(30_000)
+        .with_rebalance_timeout_ms(if v >= 1 { 30_000 } else { -1 })
+        .with_member_id(StrBytes::from_static_str(""))
+        .with_group_instance_id(None)
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+        )
+        .with_name(StrBytes::from_static_str("range"))
+        .with_metadata(bytes::Bytes::from_static(b"subscription"))]);
+    let mut r: JoinGroupResponse = c.call(ApiKey::JoinGroup, v, &req);
+    if v >= 4 {
+        assert_eq!(r.error_code, 79, "MEMBER_ID_REQUIRED");
+        req.member_id = r.member_id.clone();
+        r = c.call(ApiKey::JoinGroup, v, &req);
+    }
+    assert_eq!(r.error_code, 0, "JoinGroup v{v}");
+    assert_eq!(r.leader, r.member_id, "the only member leads");
+    assert_eq!(&r.members[0].metadata[..], b"subscription");
+    (r.member_id.to_string(), r.generation_id)
+}
+
+/// The leader's SyncGroup with an assignment of `assigned` for itself; returns what it got.
+fn sync_group(c: &mut KafkaClient, v: i16, group: &str, member: &str, generation: i32) -> String {
+    let req = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_generation_id(generation)
+        .with_member_id(StrBytes::from_string(member.to_string()))
+        .with_group_instance_id(None)
+        .with_protocol_type(if v >= 5 {
+            Some(StrBytes::from_static_str("consumer"))
+        } else {
+            None
+        })
+        .with_protocol_name(if v >= 5 {
+            Some(StrBytes::from_static_str("range"))
+        } else {
+            None
+        })
+        .with_assignments(vec![
+            sync_group_request::SyncGroupRequestAssignment::default()
+                .with_member_id(StrBytes::from_string(member.to_string()))
+                .with_assignment(bytes::Bytes::from_static(b"assigned")),
+        ]);
+    let r: SyncGroupResponse = c.call(ApiKey::SyncGroup, v, &req);
+    assert_eq!(r.error_code, 0, "SyncGroup v{v}");
+    String::from_utf8(r.assignment.to_vec()).unwrap()
+}
+
+fn leave_group(c: &mut KafkaClient, v: i16, group: &str, member: &str) -> i16 {
+    let member = StrBytes::from_string(member.to_string());
+    let req = LeaveGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())));
+    let req = if v >= 3 {
+        req.with_members(vec![leave_group_request::MemberIdentity::default()
+            .with_member_id(member)
+            .with_group_instance_id(None)
+            .with_reason(None)])
+    } else {
+        req.with_member_id(member)
+    };
+    let r: LeaveGroupResponse = c.call(ApiKey::LeaveGroup, v, &req);
+    if v >= 3 {
+        r.members[0].error_code
+    } else {
+        r.error_code
+    }
+}
+
+fn commit(
+    c: &mut KafkaClient,
+    v: i16,
+    group: &str,
+    member: &str,
+    generation: i32,
+    topic: &str,
+    offset: i64,
+) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(StrBytes::from_string(member.to_string()))
+        .with_group_instance_id(None)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset)
+                        .with_committed_metadata(Some(StrBytes::from_static_str(""))),
+                ]),
+        ]);
+    let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, v, &req);
+    r.topics[0].partitions[0].error_code
+}
+
+fn committed(c: &mut KafkaClient, v: i16, group: &str, topic: &str) -> i64 {
+    let gid = GroupId(StrBytes::from_string(group.to_string()));
+    let req = if v >= 8 {
+        OffsetFetchRequest::default().with_groups(vec![
+            offset_fetch_request::OffsetFetchRequestGroup::default()
+                .with_group_id(gid)
+                .with_member_id(None)
+                .with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopics::default()
+                        .with_name(name(topic))
+                        .with_partition_indexes(vec![0]),
+                ])),
+        ])
+    } else {
+        OffsetFetchRequest::default()
+            .with_group_id(gid)
+            .with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(name(topic))
+                    .with_partition_indexes(vec![0]),
+            ]))
+    };
+    let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, v, &req);
+    if v >= 8 {
+        r.groups[0].topics[0].partitions[0].committed_offset
+    } else {
+        r.topics[0].partitions[0].committed_offset
+    }
 }
 
 #[test]
@@ -160,6 +291,119 @@ fn every_advertised_api_answers_at_every_advertised_version() {
                     assert_eq!(r.error_code, 0, "{ctx}");
                     assert!(r.producer_id.0 >= 0, "{ctx}");
                     assert_eq!(r.producer_epoch, 0, "{ctx}");
+                }
+                ApiKey::FindCoordinator => {
+                    let g = StrBytes::from_static_str("g");
+                    let req = if v >= 4 {
+                        FindCoordinatorRequest::default().with_coordinator_keys(vec![g])
+                    } else {
+                        FindCoordinatorRequest::default().with_key(g)
+                    };
+                    let r: FindCoordinatorResponse = c.call(key, v, &req);
+                    let port = if v >= 4 {
+                        r.coordinators[0].port
+                    } else {
+                        r.port
+                    };
+                    assert_eq!(port, i32::from(addr.port()), "{ctx}");
+                }
+                ApiKey::JoinGroup => {
+                    let g = format!("join-{v}");
+                    let (member, generation) = join_group(&mut c, v, &g);
+                    assert_eq!(generation, 1, "{ctx}");
+                    sync_group(&mut c, 5, &g, &member, generation);
+                    leave_group(&mut c, 5, &g, &member);
+                }
+                ApiKey::SyncGroup => {
+                    let g = format!("sync-{v}");
+                    let (member, generation) = join_group(&mut c, 9, &g);
+                    assert_eq!(
+                        sync_group(&mut c, v, &g, &member, generation),
+                        "assigned",
+                        "{ctx}"
+                    );
+                    leave_group(&mut c, 5, &g, &member);
+                }
+                ApiKey::Heartbeat => {
+                    let g = format!("heartbeat-{v}");
+                    let (member, generation) = join_group(&mut c, 9, &g);
+                    sync_group(&mut c, 5, &g, &member, generation);
+                    let req = HeartbeatRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_string(g.clone())))
+                        .with_generation_id(generation)
+                        .with_member_id(StrBytes::from_string(member.clone()));
+                    let r: HeartbeatResponse = c.call(key, v, &req);
+                    assert_eq!(r.error_code, 0, "{ctx}");
+                    leave_group(&mut c, 5, &g, &member);
+                }
+                ApiKey::LeaveGroup => {
+                    let g = format!("leave-{v}");
+                    let (member, _) = join_group(&mut c, 9, &g);
+                    assert_eq!(leave_group(&mut c, v, &g, &member), 0, "{ctx}");
+                    assert_eq!(
+                        leave_group(&mut c, v, &g, &member),
+                        25,
+                        "{ctx}: UNKNOWN_MEMBER_ID"
+                    );
+                }
+                ApiKey::OffsetCommit => {
+                    let g = format!("commit-{v}");
+                    let (member, generation) = join_group(&mut c, 9, &g);
+                    sync_group(&mut c, 5, &g, &member, generation);
+                    assert_eq!(
+                        commit(&mut c, v, &g, &member, generation, topic, 1),
+                        0,
+                        "{ctx}"
+                    );
+                    assert_eq!(committed(&mut c, 9, &g, topic), 1, "{ctx}");
+                    assert_eq!(
+                        commit(&mut c, v, &g, &member, generation + 1, topic, 1),
+                        22,
+                        "{ctx}"
+                    );
+                    leave_group(&mut c, 5, &g, &member);
+                }
+                ApiKey::OffsetFetch => {
+                    let g = format!("fetch-{v}");
+                    assert_eq!(committed(&mut c, v, &g, topic), -1, "{ctx}");
+                    // A consumer that assigns itself commits with generation -1.
+                    assert_eq!(commit(&mut c, 9, &g, "", -1, topic, 2), 0, "{ctx}");
+                    assert_eq!(committed(&mut c, v, &g, topic), 2, "{ctx}");
+                }
+                ApiKey::ListGroups => {
+                    let g = format!("list-{v}");
+                    commit(&mut c, 9, &g, "", -1, topic, 1);
+                    let r: ListGroupsResponse = c.call(key, v, &ListGroupsRequest::default());
+                    assert!(r.groups.iter().any(|l| l.group_id.0.as_str() == g), "{ctx}");
+                }
+                ApiKey::DescribeGroups => {
+                    let g = format!("describe-{v}");
+                    let (member, generation) = join_group(&mut c, 9, &g);
+                    sync_group(&mut c, 5, &g, &member, generation);
+                    let req = DescribeGroupsRequest::default()
+                        .with_groups(vec![GroupId(StrBytes::from_string(g.clone()))]);
+                    let r: DescribeGroupsResponse = c.call(key, v, &req);
+                    assert_eq!(r.groups[0].group_state.as_str(), "Stable", "{ctx}");
+                    assert_eq!(r.groups[0].members[0].member_id.as_str(), member, "{ctx}");
+                    assert_eq!(&r.groups[0].members[0].member_assignment[..], b"assigned");
+                    leave_group(&mut c, 5, &g, &member);
+                }
+                ApiKey::DescribeConfigs => {
+                    let req = DescribeConfigsRequest::default().with_resources(vec![
+                        describe_configs_request::DescribeConfigsResource::default()
+                            .with_resource_type(2)
+                            .with_resource_name(StrBytes::from_static_str(topic))
+                            .with_configuration_keys(None),
+                    ]);
+                    let r: DescribeConfigsResponse = c.call(key, v, &req);
+                    assert_eq!(r.results[0].error_code, 0, "{ctx}");
+                    assert!(
+                        r.results[0]
+                            .configs
+                            .iter()
+                            .any(|c| c.name.as_str() == "retention.ms"),
+                        "{ctx}"
+                    );
                 }
                 other => panic!("{other:?} is advertised but this test does not cover it"),
             }

@@ -134,7 +134,8 @@ impl Broker {
         }
     }
 
-    async fn commit(
+    /// Durably commits `offset` for (group, topic, partition), checked against the partition.
+    pub(crate) async fn commit(
         self: &Arc<Self>,
         group: String,
         topic: String,

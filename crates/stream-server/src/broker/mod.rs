@@ -193,6 +193,11 @@ impl Broker {
         &self.store
     }
 
+    /// Committed consumer-group offsets (shared by STRP and Kafka groups).
+    pub fn offsets(&self) -> &OffsetStore {
+        &self.offsets
+    }
+
     /// The durability policy appends are made under.
     pub fn durability(&self) -> Durability {
         self.durability

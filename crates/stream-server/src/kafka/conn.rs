@@ -43,6 +43,10 @@ pub async fn serve(
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
     let port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
+    let peer_ip = stream
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<(Answer, Charge)>(cfg.max_in_flight.clamp(1, MAX_QUEUED));
@@ -53,6 +57,7 @@ pub async fn serve(
         kafka,
         budget: budget.clone(),
         port,
+        peer_ip,
     };
     let max_size = MAX_REQUEST_BYTES.min(budget.pool_limit());
     let mut buf = BytesMut::with_capacity(READ_BUF);

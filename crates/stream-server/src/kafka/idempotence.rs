@@ -175,6 +175,7 @@ struct Entry {
 
 /// Producer ids and their sequence states, shared by every Kafka connection.
 pub struct ProducerRegistry {
+    run_id: i64,
     next_id: AtomicI64,
     states: Mutex<HashMap<Key, Entry>>,
     max_states: usize,
@@ -196,10 +197,16 @@ impl ProducerRegistry {
             .map(|d| d.as_micros() as i64)
             .unwrap_or(1);
         ProducerRegistry {
+            run_id: start,
             next_id: AtomicI64::new(start),
             states: Mutex::new(HashMap::new()),
             max_states: max_states.max(1),
         }
+    }
+
+    /// A number that differs between runs of the server (the clock at start).
+    pub fn run_id(&self) -> i64 {
+        self.run_id
     }
 
     /// A new producer id.

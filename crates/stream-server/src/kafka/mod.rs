@@ -7,6 +7,7 @@ mod api;
 pub mod conn;
 mod errors;
 pub mod frame;
+pub mod group;
 pub mod idempotence;
 pub mod records;
 pub mod versions;
@@ -14,15 +15,22 @@ pub mod versions;
 pub use api::NODE_ID;
 pub use conn::serve;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use group::Groups;
 use idempotence::ProducerRegistry;
 
-/// What every Kafka connection shares: the settings and the idempotent producers' state.
+/// What every Kafka connection shares: the settings, the idempotent producers' state and the
+/// consumer groups.
 #[derive(Default)]
 pub struct Kafka {
     /// Settings.
     pub config: KafkaConfig,
     /// Producer ids and their sequence numbers.
     pub producers: ProducerRegistry,
+    /// Consumer groups.
+    pub groups: Groups,
+    next_member: AtomicU64,
 }
 
 impl Kafka {
@@ -30,8 +38,16 @@ impl Kafka {
     pub fn new(config: KafkaConfig) -> Kafka {
         Kafka {
             config,
-            producers: ProducerRegistry::default(),
+            ..Kafka::default()
         }
+    }
+
+    /// A member id for a new group member: the client's id and a number unique to this run
+    /// (as Kafka's `client.id-uuid`).
+    pub fn new_member_id(&self, client_id: &str) -> String {
+        let n = self.next_member.fetch_add(1, Ordering::Relaxed);
+        let client: String = client_id.chars().take(64).collect();
+        format!("{client}-{:016x}-{n}", self.producers.run_id())
     }
 }
 
@@ -50,4 +66,6 @@ pub struct KafkaConfig {
     pub auto_create_topics: bool,
     /// Partitions of an auto-created topic, and of CreateTopics with `num_partitions = -1`.
     pub auto_create_partitions: u32,
+    /// What DescribeConfigs reports for every topic: `(Kafka config name, value)`.
+    pub topic_configs: Vec<(String, String)>,
 }

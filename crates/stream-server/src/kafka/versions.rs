@@ -4,7 +4,9 @@
 use kafka_protocol::messages::ApiKey;
 
 /// `(API, lowest version, highest version)`, each range tested in `tests/kafka_versions.rs`.
-/// Fetch stops at 12 and Metadata at 12: later versions name topics by id only.
+/// Fetch stops at 12 and Metadata at 12: later versions name topics by id only. OffsetCommit
+/// and OffsetFetch stop at 9, DescribeGroups at 5: later ones serve the new consumer
+/// protocol (KIP-848) or topic ids.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 9),
     (ApiKey::Fetch, 4, 12),
@@ -14,6 +16,16 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DescribeConfigs, 1, 4),
 ];
 
 /// The versions of `key` this server answers, if any.

@@ -3,10 +3,15 @@
 
 mod admin;
 mod api_versions;
+mod describe_configs;
 mod fetch;
+mod find_coordinator;
+mod group_info;
+mod group_membership;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 
 use std::future::Future;
@@ -38,6 +43,8 @@ pub struct Ctx {
     pub budget: ConnBudget,
     /// The port the client connected to (advertised in Metadata).
     pub port: u16,
+    /// The client's address (DescribeGroups).
+    pub peer_ip: String,
 }
 
 /// An answer still being worked on (a produce waiting for its fsync, a long-poll fetch), with
@@ -81,6 +88,16 @@ pub async fn dispatch(ctx: &Ctx, head: &RequestHead, body: Bytes) -> Answer {
         ApiKey::CreateTopics => admin::create_topics(ctx, head, body).await,
         ApiKey::DeleteTopics => admin::delete_topics(ctx, head, body).await,
         ApiKey::InitProducerId => init_producer_id::handle(ctx, head, body),
+        ApiKey::FindCoordinator => find_coordinator::handle(ctx, head, body),
+        ApiKey::JoinGroup => group_membership::join(ctx, head, body),
+        ApiKey::SyncGroup => group_membership::sync(ctx, head, body),
+        ApiKey::Heartbeat => group_membership::heartbeat(ctx, head, body),
+        ApiKey::LeaveGroup => group_membership::leave(ctx, head, body),
+        ApiKey::OffsetCommit => offsets::commit(ctx, head, body).await,
+        ApiKey::OffsetFetch => offsets::fetch(ctx, head, body),
+        ApiKey::ListGroups => group_info::list(ctx, head, body),
+        ApiKey::DescribeGroups => group_info::describe(ctx, head, body),
+        ApiKey::DescribeConfigs => describe_configs::handle(ctx, head, body),
         key => Answer::Close(format!("{key:?} is advertised but has no handler")),
     }
 }
