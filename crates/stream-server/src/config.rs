@@ -113,6 +113,11 @@ pub struct Config {
     /// when --bind is a wildcard address.
     #[arg(long, env = "STREAM_ADVERTISED_HOST")]
     pub advertised_host: Option<String>,
+    /// Port Kafka clients are told to connect to (Metadata, FindCoordinator): the one they
+    /// reach this server on, when a port mapping (`docker run -p 19092:9092`) changes it.
+    /// Default: the port each client connected to.
+    #[arg(long, env = "STREAM_ADVERTISED_PORT")]
+    pub advertised_port: Option<u16>,
     /// Whether a Kafka Metadata or Produce naming a topic that does not exist creates it
     /// (with --kafka-auto-create-partitions partitions), as Kafka's
     /// `auto.create.topics.enable` does.
@@ -173,6 +178,7 @@ impl Config {
                 .advertised_host
                 .clone()
                 .unwrap_or_else(|| default_advertised_host(&self.bind)),
+            advertised_port: self.advertised_port,
             auto_create_topics: self.kafka_auto_create_topics,
             auto_create_partitions: self.kafka_auto_create_partitions,
             topic_configs: self.topic_configs(),

@@ -123,10 +123,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // The one readiness line tests and operators wait for: address first (parse_addr takes
     // the first address-looking token).
     tracing::info!(
-        "listening on {local} (STRP and Kafka) data_dir={} advertised_host={} durability={} \
+        "listening on {local} (STRP and Kafka) data_dir={} advertised={}:{} durability={} \
          max_connections={} memory_budget_bytes={}",
         cfg.data_dir.display(),
         kafka.config.advertised_host,
+        kafka
+            .config
+            .advertised_port
+            .map_or_else(|| "<port connected to>".to_string(), |p| p.to_string()),
         cfg.durability,
         cfg.max_connections,
         broker.memory.limit()

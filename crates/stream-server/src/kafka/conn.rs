@@ -42,7 +42,10 @@ pub async fn serve(
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
-    let port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
+    let port = kafka
+        .config
+        .advertised_port
+        .unwrap_or_else(|| stream.local_addr().map(|a| a.port()).unwrap_or(0));
     let peer_ip = stream
         .peer_addr()
         .map(|a| a.ip().to_string())

@@ -62,6 +62,8 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct KafkaConfig {
     /// Host name Metadata gives clients to connect to.
     pub advertised_host: String,
+    /// Port Metadata gives clients to connect to; `None`: the one each client connected to.
+    pub advertised_port: Option<u16>,
     /// Whether Metadata and Produce create a topic they name that does not exist.
     pub auto_create_topics: bool,
     /// Partitions of an auto-created topic, and of CreateTopics with `num_partitions = -1`.

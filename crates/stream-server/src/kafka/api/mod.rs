@@ -41,7 +41,7 @@ pub struct Ctx {
     pub kafka: Arc<Kafka>,
     /// The connection's share of the memory budget.
     pub budget: ConnBudget,
-    /// The port the client connected to (advertised in Metadata).
+    /// The port advertised in Metadata and FindCoordinator.
     pub port: u16,
     /// The client's address (DescribeGroups).
     pub peer_ip: String,
