@@ -4,7 +4,9 @@
 //! `index_interval_bytes` of records, strictly increasing in both fields.
 //! `.timeindex`: n × (u64 LE max timestamp so far, u32 LE relative offset) — written at the same
 //! points when the segment's largest timestamp grew; the last entry holds the segment's largest
-//! timestamp (used by time retention).
+//! timestamp (used by time retention). That an entry is written at every point where the
+//! maximum grew is what lets a lookup by time walk a single index interval
+//! (`segment/time_scan.rs`).
 
 use std::fs;
 use std::io::Write;

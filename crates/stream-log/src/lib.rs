@@ -43,6 +43,13 @@
 //!     /// `offset`. Bytes are exactly the STRP FETCH wire form: n × (u32 LE len, Message).
 //!     /// Below the log start offset: Err(LogError::OffsetOutOfRange{..}).
 //!     pub fn read(&self, offset: u64, max_records: u32, max_bytes: u32) -> Result<ReadBatch, LogError>;
+//!     /// The earliest offset whose record's timestamp is >= `timestamp_ms`, as
+//!     /// (offset, timestamp_ms); None if no record below the high watermark has one (Kafka's
+//!     /// ListOffsets by time). Timestamps need not grow with offsets; the time index bounds
+//!     /// the walk to about one index interval.
+//!     pub fn offset_for_timestamp(&self, timestamp_ms: u64) -> Result<Option<(u64, u64)>, LogError>;
+//!     /// The earliest record with the largest timestamp (Kafka's MAX_TIMESTAMP); None if empty.
+//!     pub fn offset_of_max_timestamp(&self) -> Result<Option<(u64, u64)>, LogError>;
 //!     pub fn high_watermark(&self) -> u64;      // next offset to be assigned
 //!     pub fn log_start_offset(&self) -> u64;
 //!     pub fn size_bytes(&self) -> u64;

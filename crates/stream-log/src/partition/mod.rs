@@ -2,8 +2,9 @@
 //! concurrently, made durable by the store's shared fsync workers and trimmed by retention.
 //!
 //! This file holds the type, its shared state and opening (with recovery); the jobs live in
-//! `append.rs` (the write path and segment roll), `read.rs`, `sync.rs` (durability waits, the
-//! fsync step the workers run, flush) and `retention.rs`.
+//! `append.rs` (the write path and segment roll), `read.rs`, `time_lookup.rs` (offsets by
+//! timestamp), `sync.rs` (durability waits, the fsync step the workers run, flush) and
+//! `retention.rs`.
 //!
 //! A log costs no thread and, between uses, no descriptor: fsyncs run on the store's
 //! [`crate::sync::SyncPool`] and files are reached through the store's open-file cache.
@@ -14,6 +15,7 @@ pub use append::MAX_PREALLOCATION;
 mod read;
 mod retention;
 mod sync;
+mod time_lookup;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -5,14 +5,15 @@
 //! A segment does not own a descriptor: its file is reached through a [`FileSlot`] of the
 //! store's open-file cache and reopened on a miss. This file holds the type, creation and the
 //! writer's bookkeeping; recovery of an existing segment is in `recover.rs` (using the scan in
-//! `scan.rs`), reads in `read.rs`, the index builder and the clean-shutdown marker in their own
-//! files.
+//! `scan.rs`), reads in `read.rs`, finding a record by timestamp in `time_scan.rs`, the index
+//! builder and the clean-shutdown marker in their own files.
 
 mod index_builder;
 mod marker;
 mod read;
 mod recover;
 mod scan;
+mod time_scan;
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};

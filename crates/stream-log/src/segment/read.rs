@@ -31,7 +31,8 @@ impl AsRef<[u8]> for MapOwner {
 }
 
 impl Segment {
-    fn mapping(&self, size: u64) -> Result<Arc<Mmap>> {
+    /// The segment's read-only mapping of `size` bytes, made on first use (sealed only).
+    pub(super) fn mapping(&self, size: u64) -> Result<Arc<Mmap>> {
         let mut g = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(m) = g.as_ref() {
             return Ok(m.clone());
