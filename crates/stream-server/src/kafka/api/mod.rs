@@ -84,7 +84,7 @@ pub async fn dispatch(ctx: &Ctx, head: &RequestHead, body: Bytes) -> Answer {
         ApiKey::Metadata => metadata::handle(ctx, head, body).await,
         ApiKey::Produce => produce::handle(ctx, head, body).await,
         ApiKey::Fetch => fetch::handle(ctx, head, body),
-        ApiKey::ListOffsets => list_offsets::handle(ctx, head, body),
+        ApiKey::ListOffsets => list_offsets::handle(ctx, head, body).await,
         ApiKey::CreateTopics => admin::create_topics(ctx, head, body).await,
         ApiKey::DeleteTopics => admin::delete_topics(ctx, head, body).await,
         ApiKey::InitProducerId => init_producer_id::handle(ctx, head, body),
