@@ -106,6 +106,17 @@ def test_kcat_produces_keys_from_a_file_and_consumes_by_offset(server, tmp_path)
     assert out.decode().splitlines() == ["third"]
 
 
+def test_kcat_consumes_from_a_timestamp(server):
+    topic = topic_name("time")
+    create(server.addr, topic, 1)
+    p = Producer({"bootstrap.servers": server.addr, "acks": "all"})
+    for i, ts in enumerate([1_000_000, 2_000_000, 3_000_000, 4_000_000]):
+        p.produce(topic, value=b"at-%d" % i, timestamp=ts)
+        p.flush(30)
+    out = kcat("-b", server.addr, "-C", "-t", topic, "-o", "s@2500000", "-e", "-f", "%s@%T\n")
+    assert out.decode().splitlines() == ["at-2@3000000", "at-3@4000000"]
+
+
 def group_assignments(proc: Process) -> set:
     """The partitions a kcat -G consumer holds now, from its last rebalance line."""
     rx = re.compile(r"rebalanced \(memberid [^)]*\): assigned: (.*)$")
