@@ -123,6 +123,24 @@ impl ConnBudget {
         self.try_parts(bytes, Self::share_of(bytes))
     }
 
+    /// `bytes` from the server-wide pool alone if they are free now, for memory that a handler
+    /// holds only while it runs, never across an `.await` (a Produce's decompressed records,
+    /// between their decoding and their append). The connection's share bounds what a client
+    /// keeps waiting on it (requests read, answers unsent); this memory waits on nothing, and
+    /// a large request that already holds the whole share must still be able to take it.
+    pub fn try_acquire_pool(&self, bytes: usize) -> Option<Charge> {
+        let pool = self
+            .pool
+            .pool
+            .clone()
+            .try_acquire_many_owned(permits(bytes))
+            .ok()?;
+        Some(Charge {
+            pool: Some(pool),
+            share: None,
+        })
+    }
+
     fn try_parts(&self, pool: usize, share: usize) -> Option<Charge> {
         let share = self
             .share
@@ -243,6 +261,24 @@ mod tests {
         assert!(conn.settle(&mut c, 4 << 20));
         assert!(!conn.settle(&mut c, (4 << 20) + 1), "beyond the pool");
         drop(c);
+        assert_eq!(pool.in_use(), 0);
+    }
+
+    #[test]
+    fn a_pool_charge_needs_no_share_and_goes_back_on_drop() {
+        let pool = MemoryBudget::new(4 * CONNECTION_BUDGET);
+        let conn = pool.connection();
+        let whole_share = conn.try_acquire(CONNECTION_BUDGET).expect("free");
+        assert!(conn.try_acquire(1).is_none(), "the share is taken");
+        let mut c = conn.try_acquire_pool(1000).expect("the pool has room");
+        c.merge(conn.try_acquire_pool(24).expect("the pool has room"));
+        assert_eq!(pool.in_use(), CONNECTION_BUDGET + 1024);
+        assert!(
+            conn.try_acquire_pool(3 * CONNECTION_BUDGET).is_none(),
+            "beyond the pool"
+        );
+        drop(c);
+        drop(whole_share);
         assert_eq!(pool.in_use(), 0);
     }
 
