@@ -190,11 +190,17 @@ fn transactional_batches_and_record_headers_are_refused() {
     hdr[at::BATCH_LENGTH].copy_from_slice(&length.to_be_bytes());
     reseal(&mut hdr);
     assert_eq!(f.produce_raw(hdr.freeze()), 87, "INVALID_RECORD");
+    // Attributes that say gzip over bytes that are not: the payload does not decompress.
     let mut compressed = BytesMut::from(&good[..]);
     compressed[at::ATTRIBUTES.end - 1] |= 0x01;
     reseal(&mut compressed);
+    assert_eq!(f.produce_raw(compressed.freeze()), 2, "CORRUPT_MESSAGE");
+    // Compression bits that name no codec.
+    let mut unknown = BytesMut::from(&good[..]);
+    unknown[at::ATTRIBUTES.end - 1] |= 0x05;
+    reseal(&mut unknown);
     assert_eq!(
-        f.produce_raw(compressed.freeze()),
+        f.produce_raw(unknown.freeze()),
         76,
         "UNSUPPORTED_COMPRESSION_TYPE"
     );

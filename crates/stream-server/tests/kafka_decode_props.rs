@@ -1,12 +1,13 @@
 //! Property tests of the Kafka decoders: arbitrary bytes never panic (request headers, every
-//! served request body at every served version, record batches), and the record-batch codec
-//! round-trips against a plain model of the records.
+//! served request body at every served version, record batches, compressed payloads in each
+//! codec), and the record-batch codec round-trips against a plain model of the records.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use proptest::prelude::*;
+use stream_server::budget::MemoryBudget;
 use stream_server::kafka::frame::{decode, parse_request};
-use stream_server::kafka::records::{decode_batches, encode_batch};
+use stream_server::kafka::records::{at, decode_batches, encode_batch, inflate, Room};
 use stream_server::kafka::versions::SUPPORTED;
 
 // As in the server: a decoder's claimed length must not abort this process either.
@@ -85,8 +86,40 @@ proptest! {
     #[test]
     fn arbitrary_record_batches_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
         let (mut out, mut batches) = (Vec::new(), Vec::new());
-        if decode_batches(&bytes, 0, &mut out, &mut batches).is_err() {
+        if decode_batches(&bytes, &[], 0, &mut out, &mut batches).is_err() {
             prop_assert!(out.is_empty() && batches.is_empty());
+        }
+        let budget = MemoryBudget::new(64 << 20).connection();
+        if let Ok(inflated) = inflate(&bytes, &mut Room::new(&budget)) {
+            let (mut out, mut batches) = (Vec::new(), Vec::new());
+            let _ = decode_batches(&bytes, inflated.bodies(), 0, &mut out, &mut batches);
+        }
+    }
+
+    #[test]
+    fn arbitrary_compressed_payloads_never_panic(
+        codec in 1u16..=4,
+        xerial in any::<bool>(),
+        payload in prop::collection::vec(any::<u8>(), 0..400),
+    ) {
+        // A sealed batch (right length, right CRC-32C) around bytes that are no stream, or
+        // for snappy, behind the xerial header.
+        let mut batch = BytesMut::new();
+        encode_batch(&stored(&[(b"k".to_vec(), b"v".to_vec(), 1)], 0), &mut batch);
+        batch.truncate(at::RECORDS);
+        if codec == 2 && xerial {
+            batch.extend_from_slice(b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01");
+        }
+        batch.extend_from_slice(&payload);
+        batch[at::ATTRIBUTES].copy_from_slice(&codec.to_be_bytes());
+        let length = (batch.len() - at::LEADER_EPOCH.start) as u32;
+        batch[at::BATCH_LENGTH].copy_from_slice(&length.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[at::ATTRIBUTES.start..]);
+        batch[at::CRC].copy_from_slice(&crc.to_be_bytes());
+        let budget = MemoryBudget::new(64 << 20).connection();
+        if let Ok(inflated) = inflate(&batch, &mut Room::new(&budget)) {
+            let (mut out, mut batches) = (Vec::new(), Vec::new());
+            let _ = decode_batches(&batch, inflated.bodies(), 0, &mut out, &mut batches);
         }
     }
 
@@ -96,7 +129,7 @@ proptest! {
         prop_assert_eq!(encode_batch(&stored(&model, first), &mut batch), model.len());
         // Our decoder gives the model back.
         let (mut out, mut batches) = (Vec::new(), Vec::new());
-        decode_batches(&batch, 0, &mut out, &mut batches).unwrap();
+        decode_batches(&batch, &[], 0, &mut out, &mut batches).unwrap();
         let got: Vec<_> = out.iter().map(|r| (r.key.to_vec(), r.value.to_vec(), r.timestamp_ms)).collect();
         prop_assert_eq!(&got, &model);
         // And so does the kafka-protocol crate's, an independent implementation.
@@ -119,7 +152,7 @@ proptest! {
         let i = at.index(batch.len());
         batch[i] ^= 1 << bit;
         let (mut out, mut batches) = (Vec::new(), Vec::new());
-        match decode_batches(&batch, 0, &mut out, &mut batches) {
+        match decode_batches(&batch, &[], 0, &mut out, &mut batches) {
             // Only the base offset, length, leader epoch and magic are outside the CRC: a flip
             // in the offset or epoch still decodes, to the same records.
             Ok(()) => prop_assert!(i < 8 || (12..16).contains(&i), "flip at {} accepted", i),

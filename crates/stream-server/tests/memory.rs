@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{start, Client};
+use common::{reset_peak, rss, start, Client};
 use stream_proto::*;
 
 const MIB: u64 = 1 << 20;
@@ -18,27 +18,6 @@ const CAP: u32 = 1_392_640;
 /// Resident memory the bound allows beyond the budget and an idle server's own: allocator
 /// slack, thread stacks touched under load, the storage's retained write buffer.
 const SLACK: u64 = 24 * MIB;
-
-/// `VmRSS` and `VmHWM` (peak) of a process, in bytes.
-fn rss(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-            .unwrap_or_else(|| panic!("{name} in {status}"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// Starts measuring a phase: resets the process's peak to its current resident set
-/// (`clear_refs` 5) and returns that as the baseline.
-fn reset_peak(pid: u32) -> u64 {
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset peak RSS");
-    rss(pid).0
-}
 
 /// A BATCH_PRODUCE payload of `n` messages with `value_len`-byte values, empty keys.
 fn batch_payload(topic: &str, n: u32, value_len: usize) -> Vec<u8> {

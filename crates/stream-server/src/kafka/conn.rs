@@ -6,7 +6,10 @@
 //! Memory: a request is charged to the server's memory budget from its size prefix and API
 //! key, before its bytes are read (a Produce also for the records it decodes into), and the
 //! charge is held until its answer is written. A request that could never fit closes the
-//! connection, as Kafka's broker does past `socket.request.max.bytes`.
+//! connection, as Kafka's broker does past `socket.request.max.bytes`. What a Produce's
+//! compressed batches decompress to is not known here: the handler charges it as it is made
+//! (`records::inflate`, bounded by `records::MAX_INFLATED_BYTES`) and gives it back once the
+//! partition's records are appended.
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -28,9 +28,18 @@ pub fn kafka_code(code: ErrorCode) -> i16 {
 /// The Kafka error code for records a Produce could not store.
 pub fn records_code(e: &RecordsError) -> i16 {
     let e = match e {
-        RecordsError::Crc { .. } | RecordsError::Truncated(_) => ResponseError::CorruptMessage,
+        RecordsError::Crc { .. } | RecordsError::Truncated(_) | RecordsError::Corrupt { .. } => {
+            ResponseError::CorruptMessage
+        }
         RecordsError::Magic(_) => ResponseError::UnsupportedForMessageFormat,
-        RecordsError::Compressed(_) => ResponseError::UnsupportedCompressionType,
+        RecordsError::UnknownCodec(_) => ResponseError::UnsupportedCompressionType,
+        // The batch as a whole is too large for this server, as past Kafka's max.message.bytes:
+        // the Java producer splits it and sends the halves.
+        RecordsError::TooLarge { .. } | RecordsError::OverBudget { .. } => {
+            ResponseError::MessageTooLarge
+        }
+        // Retriable: nothing was stored, and the memory frees up as requests in flight finish.
+        RecordsError::Busy { .. } => ResponseError::RequestTimedOut,
         RecordsError::Transactional => ResponseError::TransactionalIdAuthorizationFailed,
         RecordsError::Headers | RecordsError::Invalid(_) => ResponseError::InvalidRecord,
     };

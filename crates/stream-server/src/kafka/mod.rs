@@ -1,9 +1,11 @@
 //! The Kafka protocol over the same logs, offsets and topics as STRP (`docs/kafka.md`):
 //! framing ([`frame`]), the versions served ([`versions`]), the record-batch codec
-//! ([`records`]), idempotent producers' sequence checks ([`idempotence`]), one connection
-//! ([`conn`]) and one file per API (`api/`).
+//! ([`records`]) and the decompression of compressed batches ([`compression`]), idempotent
+//! producers' sequence checks ([`idempotence`]), one connection ([`conn`]) and one file per
+//! API (`api/`).
 
 mod api;
+pub mod compression;
 pub mod conn;
 mod errors;
 pub mod frame;

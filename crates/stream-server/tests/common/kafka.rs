@@ -14,6 +14,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use stream_server::kafka::records::at;
 
 /// One connection, one request at a time or pipelined with `send` / `recv`.
 pub struct KafkaClient {
@@ -139,10 +140,36 @@ pub fn idempotent_batch(
     records: &[(Option<&[u8]>, &[u8])],
     timestamp: i64,
 ) -> Bytes {
+    let records: Vec<_> = records.iter().map(|&(k, v)| (k, v, timestamp)).collect();
+    encode(
+        producer_id,
+        epoch,
+        base_sequence,
+        &records,
+        Compression::None,
+    )
+}
+
+/// A record as `(key, value, timestamp)`.
+pub type Timed<'a> = (Option<&'a [u8]>, &'a [u8], i64);
+
+/// One batch of `(key, value, timestamp)` records in `compression`, from a producer without
+/// idempotence.
+pub fn compressed_batch(records: &[Timed<'_>], compression: Compression) -> Bytes {
+    encode(-1, -1, -1, records, compression)
+}
+
+fn encode(
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    records: &[Timed<'_>],
+    compression: Compression,
+) -> Bytes {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
-        .map(|(i, (k, v))| Record {
+        .map(|(i, &(k, v, timestamp))| Record {
             transactional: false,
             control: false,
             delete_horizon: false,
@@ -167,11 +194,25 @@ pub fn idempotent_batch(
         &records,
         &RecordEncodeOptions {
             version: 2,
-            compression: Compression::None,
+            compression,
         },
     )
     .unwrap();
     out.freeze()
+}
+
+/// `batch` with `payload` in place of its records, under compression attribute `codec`
+/// (1 gzip, 2 snappy, 3 lz4, 4 zstd), its length and CRC-32C made right: a compressed batch
+/// built by hand.
+pub fn with_payload(batch: &[u8], codec: u8, payload: &[u8]) -> Bytes {
+    let mut b = BytesMut::from(&batch[..at::RECORDS]);
+    b.extend_from_slice(payload);
+    b[at::ATTRIBUTES.end - 1] = (b[at::ATTRIBUTES.end - 1] & !0x07) | codec;
+    let length = (b.len() - at::LEADER_EPOCH.start) as u32;
+    b[at::BATCH_LENGTH].copy_from_slice(&length.to_be_bytes());
+    let crc = crc32c::crc32c(&b[at::ATTRIBUTES.start..]);
+    b[at::CRC].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
 }
 
 /// The records of a Fetch answer's `records` field.

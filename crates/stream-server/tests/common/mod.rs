@@ -31,6 +31,27 @@ pub fn start(dir: &Path, extra: &[&str]) -> (ServerProcess, SocketAddr) {
     (p, addr)
 }
 
+/// `VmRSS` and `VmHWM` (peak) of a process, in bytes.
+pub fn rss(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or_else(|| panic!("{name} in {status}"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Starts measuring a phase: resets the process's peak to its current resident set
+/// (`clear_refs` 5) and returns that as the baseline.
+pub fn reset_peak(pid: u32) -> u64 {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset peak RSS");
+    rss(pid).0
+}
+
 /// Blocking client: one request at a time, or pipelined with send/recv.
 pub struct Client {
     pub stream: TcpStream,
