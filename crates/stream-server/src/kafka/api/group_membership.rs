@@ -12,7 +12,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::{ready, request, Answer, Ctx};
+use super::{group_id_error, ready, request, Answer, Ctx};
 use crate::budget::Charge;
 use crate::kafka::frame::RequestHead;
 use crate::kafka::group::{self, Join, JoinResult, SyncResult};
@@ -21,12 +21,6 @@ use crate::kafka::group::{self, Join, JoinResult, SyncResult};
 const KNOWN_MEMBER_ID_FROM: i16 = 4;
 /// From this version LeaveGroup names several members.
 const BATCHED_LEAVE_FROM: i16 = 3;
-
-/// The Kafka error for a group id this server refuses, if it does.
-fn check_group_id(id: &str) -> Option<i16> {
-    (id.is_empty() || id.len() > stream_proto::MAX_GROUP_ID_LEN)
-        .then(|| ResponseError::InvalidGroupId.code())
-}
 
 fn str(s: Option<String>) -> Option<StrBytes> {
     s.map(StrBytes::from_string)
@@ -70,7 +64,7 @@ pub(super) fn join(ctx: &Ctx, head: &RequestHead, body: Bytes) -> Answer {
         Err(close) => return close,
     };
     let group_id = req.group_id.0.to_string();
-    if let Some(code) = check_group_id(&group_id) {
+    if let Some(code) = group_id_error(&group_id) {
         return ready(
             head,
             &JoinGroupResponse::default()
@@ -126,7 +120,7 @@ pub(super) fn sync(ctx: &Ctx, head: &RequestHead, body: Bytes) -> Answer {
         Err(close) => return close,
     };
     let group_id = req.group_id.0.to_string();
-    if let Some(code) = check_group_id(&group_id) {
+    if let Some(code) = group_id_error(&group_id) {
         return ready(head, &SyncGroupResponse::default().with_error_code(code));
     }
     let assignments = req
@@ -160,7 +154,7 @@ pub(super) fn heartbeat(ctx: &Ctx, head: &RequestHead, body: Bytes) -> Answer {
         Ok(r) => r,
         Err(close) => return close,
     };
-    let code = check_group_id(&req.group_id.0).unwrap_or_else(|| {
+    let code = group_id_error(&req.group_id.0).unwrap_or_else(|| {
         ctx.kafka
             .groups
             .heartbeat(&req.group_id.0, &req.member_id, req.generation_id)
@@ -174,7 +168,7 @@ pub(super) fn leave(ctx: &Ctx, head: &RequestHead, body: Bytes) -> Answer {
         Err(close) => return close,
     };
     let group_id = req.group_id.0.to_string();
-    if let Some(code) = check_group_id(&group_id) {
+    if let Some(code) = group_id_error(&group_id) {
         return ready(head, &LeaveGroupResponse::default().with_error_code(code));
     }
     let groups = &ctx.kafka.groups;

@@ -126,6 +126,13 @@ fn partition_log(topic: Option<&Arc<TopicHandle>>, index: i32) -> Option<&Arc<Pa
     topic?.partitions.get(i)
 }
 
+/// The Kafka error for a group id this server refuses (empty, or longer than STRP allows,
+/// since both protocols share the offset store), if it does.
+fn group_id_error(id: &str) -> Option<i16> {
+    (id.is_empty() || id.len() > stream_proto::MAX_GROUP_ID_LEN)
+        .then(|| kafka_protocol::ResponseError::InvalidGroupId.code())
+}
+
 /// A topic name as Kafka's messages carry it.
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))

@@ -16,17 +16,12 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::{ready, request, topic_name, Answer, Ctx};
+use super::{group_id_error, ready, request, topic_name, Answer, Ctx};
 use crate::kafka::errors::kafka_code;
 use crate::kafka::frame::RequestHead;
 
 /// From this version OffsetFetch asks for several groups at once.
 const BATCHED_FETCH_FROM: i16 = 8;
-
-fn group_id_error(id: &str) -> Option<i16> {
-    (id.is_empty() || id.len() > stream_proto::MAX_GROUP_ID_LEN)
-        .then(|| ResponseError::InvalidGroupId.code())
-}
 
 pub(super) async fn commit(ctx: &Ctx, head: &RequestHead, body: Bytes) -> Answer {
     let req: OffsetCommitRequest = match request(head, body) {
