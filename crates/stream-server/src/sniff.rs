@@ -1,7 +1,9 @@
-//! Which protocol a connection speaks, told from its first four bytes: an STRP request starts
-//! with the magic (`u32` little-endian 0x53545250, bytes `PRTS`); a Kafka request with its
-//! big-endian size, which is at most [`kafka::frame::MAX_REQUEST_BYTES`](crate::kafka::frame::MAX_REQUEST_BYTES)
-//! and so starts with a zero or one byte, never `P`.
+//! Which protocol a connection speaks, told from its first four bytes: a Kafka request starts
+//! with its big-endian size, which is at most
+//! [`kafka::frame::MAX_REQUEST_BYTES`](crate::kafka::frame::MAX_REQUEST_BYTES) (so its first
+//! byte is 0 or 1); anything else is STRP, whose magic (`u32` little-endian 0x53545250, bytes
+//! `PRTS`) reads as a far larger size. A header with a wrong magic thus still gets STRP's
+//! PROTOCOL_ERROR answer, as the protocol specifies.
 
 use std::time::Duration;
 
@@ -22,10 +24,10 @@ pub const SNIFF_LEN: usize = 4;
 
 /// The protocol of these first bytes.
 pub fn protocol_of(first: &[u8; SNIFF_LEN]) -> Protocol {
-    if *first == stream_proto::MAGIC.to_le_bytes() {
-        Protocol::Strp
-    } else {
+    if u32::from_be_bytes(*first) as usize <= crate::kafka::frame::MAX_REQUEST_BYTES {
         Protocol::Kafka
+    } else {
+        Protocol::Strp
     }
 }
 
@@ -89,5 +91,10 @@ mod tests {
         }
         // The magic read as a Kafka size is far above the largest request.
         assert!(i32::from_be_bytes(*b"PRTS") > max);
+        // A wrong magic is STRP's to answer (PROTOCOL_ERROR), as is a Kafka size past the
+        // limit (no Kafka client sends one).
+        assert_eq!(protocol_of(&0xdeadbeef_u32.to_le_bytes()), Protocol::Strp);
+        assert_eq!(protocol_of(&(max + 1).to_be_bytes()), Protocol::Strp);
+        assert_eq!(protocol_of(&(-1i32).to_be_bytes()), Protocol::Strp);
     }
 }
