@@ -177,7 +177,7 @@ def test_kcat_group_members_rebalance_when_a_third_joins(server):
 # ---- confluent-kafka (its own librdkafka) ---------------------------------------------------
 
 
-@pytest.mark.parametrize("codec", ["none"])
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
 def test_confluent_idempotent_producer_with_acks_all(server, codec):
     topic = topic_name(f"idem-{codec}")
     create(server.addr, topic, 3)
