@@ -43,6 +43,7 @@ COPY crates/coinbase-bridge/Cargo.toml crates/coinbase-bridge/
 COPY crates/test-support/Cargo.toml crates/test-support/
 COPY crates/process-limits/Cargo.toml crates/process-limits/
 COPY crates/cli-support/Cargo.toml crates/cli-support/
+COPY crates/kafka-bench/Cargo.toml crates/kafka-bench/
 # Stub sources (deploy/docker/stub-sources.sh) stand behind every target the manifests name.
 COPY deploy/docker/stub-sources.sh /usr/local/bin/stub-sources
 RUN set -eu; \
