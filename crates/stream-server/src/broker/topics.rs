@@ -36,7 +36,7 @@ impl TopicHandle {
     }
 }
 
-/// Topic name → cached handle, and a generation that every create and delete moves on, so
+/// Topic name → cached handle, and a generation that every create, grow and delete moves on, so
 /// that a connection may keep the handle it used last while the generation stands.
 #[derive(Default)]
 pub(super) struct TopicCache(RwLock<HashMap<String, Arc<TopicHandle>>>, AtomicU64);
@@ -74,6 +74,9 @@ impl Broker {
         if let Some(t) = cache.read().unwrap_or_else(|e| e.into_inner()).get(name) {
             return Ok(t.clone());
         }
+        // Read before the store: a grow (or delete) that lands while the handle is built moves
+        // the generation on, and the handle, stale then, must not be cached past it.
+        let generation = self.topics.1.load(Ordering::Acquire);
         let count = self
             .store
             .topics()
@@ -95,6 +98,10 @@ impl Broker {
             rr: AtomicU32::new(0),
         });
         let mut topics = cache.write().unwrap_or_else(|e| e.into_inner());
+        // `forget_topic` moves the generation under this lock, so the comparison is exact.
+        if self.topics.1.load(Ordering::Acquire) != generation {
+            return Ok(handle);
+        }
         Ok(topics.entry(name.to_string()).or_insert(handle).clone())
     }
 
