@@ -1,5 +1,6 @@
 //! Topics: the cache of partition logs the produce and fetch paths use, and the
-//! CREATE_TOPIC / DELETE_TOPIC / METADATA / LIST_TOPICS requests.
+//! CREATE_TOPIC / DELETE_TOPIC / METADATA / LIST_TOPICS requests (and growing a topic, which
+//! only Kafka's CreatePartitions asks for).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -161,6 +162,29 @@ impl Broker {
         // The topic store logs the creation; one line per event.
         self.forget_topic(&name);
         Ok(Response::CreateTopic(Status::ok()))
+    }
+
+    /// Grows topic `name` to `total` partitions (the store's `add_partitions` checks the
+    /// count and the limits), or with `validate_only` only checks that it could. Afterwards
+    /// every path sees the new count: the cached handle is replaced (so produce, fetch,
+    /// metadata and the partitioner's round robin cover the new partitions; connections'
+    /// last-topic handles go stale with the generation), and the groups consuming the topic
+    /// rebalance.
+    pub(crate) async fn add_partitions(
+        self: &Arc<Self>,
+        name: String,
+        total: u32,
+        validate_only: bool,
+    ) -> Result<(), Failure> {
+        if validate_only {
+            return self.store.check_add_partitions(&name, total).map_err(fail);
+        }
+        let n = name.clone();
+        self.blocking(move |b| b.store.add_partitions(&n, total))
+            .await?;
+        self.forget_topic(&name);
+        self.groups.topic_grown(&name, total);
+        Ok(())
     }
 
     pub(crate) async fn delete_topic(self: &Arc<Self>, name: String) -> Result<Response, Failure> {
