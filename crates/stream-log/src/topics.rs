@@ -11,7 +11,7 @@
 //! next grow.
 //! The store holds the data directory's [`DataDirLock`] while it is open, and owns what its
 //! partition logs share: the fsync worker pool and the open-file cache (see
-//! [`StoreOptions`]); creates are checked against its [`crate::StoreLimits`].
+//! [`StoreOptions`]); creates and grows are checked against its [`crate::StoreLimits`].
 
 use std::collections::BTreeMap;
 use std::fs;
