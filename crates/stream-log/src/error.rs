@@ -96,13 +96,15 @@ pub enum LogError {
     /// A configuration value is out of range or does not parse.
     #[error("invalid storage configuration: {0}")]
     InvalidConfig(String),
-    /// Creating the topic would exceed a configured limit of the store
+    /// Creating (or growing) the topic would exceed a configured limit of the store
     /// ([`crate::StoreLimits`]); nothing was created.
     #[error(
-        "cannot create topic {topic:?}: {what} limit reached ({current} {what} exist, {requested} more would exceed the maximum of {max}; raise {flag} / {env})"
+        "cannot {action} {topic:?}: {what} limit reached ({current} {what} exist, {requested} more would exceed the maximum of {max}; raise {flag} / {env})"
     )]
     LimitReached {
-        /// The topic that was not created.
+        /// What was refused: "create topic" or "add partitions to topic".
+        action: &'static str,
+        /// The topic that was not created or grown.
         topic: String,
         /// What is limited: "topics" or "partitions".
         what: &'static str,

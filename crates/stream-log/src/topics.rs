@@ -5,13 +5,18 @@
 //! and every partition's files) in a dot-named staging directory and renamed into place, and
 //! deleted by renaming it to a dot-named directory before removing it, so neither a crash nor a
 //! failed create ever leaves a half-made topic visible; dot-named leftovers are removed on open.
+//! A topic grows ([`TopicStore::add_partitions`]) by laying out the new partition directories
+//! first and then rewriting `topic.meta` atomically (the commit point); partition directories
+//! beyond the count in `topic.meta` are an uncommitted grow, never opened, and removed by the
+//! next grow.
 //! The store holds the data directory's [`DataDirLock`] while it is open, and owns what its
 //! partition logs share: the fsync worker pool and the open-file cache (see
-//! [`StoreOptions`]); creates are checked against its [`crate::StoreLimits`].
+//! [`StoreOptions`]); creates and grows are checked against its [`crate::StoreLimits`].
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -25,6 +30,8 @@ use crate::resources::Resources;
 use crate::sync::{SyncPool, DEFAULT_SYNC_THREADS};
 
 const META: &str = "topic.meta";
+/// Where `topic.meta` is written before it is renamed over the old one.
+const META_TMP: &str = "topic.meta.tmp";
 /// Most partitions a topic may have (the store-wide total is [`StoreLimits`]'s).
 pub const MAX_PARTITIONS: u32 = 1024;
 /// Longest topic name.
@@ -70,7 +77,8 @@ pub struct TopicStore {
     /// Threads `flush_all` uses (the fsync worker count).
     flush_threads: usize,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    /// Serialises create/delete (directory renames), never held by appends or reads.
+    /// Serialises create/delete/grow (directory renames, metadata rewrites), never held by
+    /// appends or reads.
     admin: Mutex<()>,
     /// Declared after `topics`: the logs dropped with the store still get their final fsync
     /// from the workers' handle (inline once the pool is gone), then the threads stop.
@@ -91,6 +99,65 @@ fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .ctx("fsync directory", dir)
+}
+
+/// Writes `dir/topic.meta` for `partitions` partitions crash-atomically: a temporary file,
+/// fsynced, renamed over the old one, and the directory fsynced, so that after a crash the file
+/// holds the old count or the new one, never a torn mix.
+fn write_meta(dir: &Path, partitions: u32) -> Result<()> {
+    let tmp = dir.join(META_TMP);
+    {
+        let mut f = fs::File::create(&tmp).ctx("create", &tmp)?;
+        write!(f, "format=1\npartitions={partitions}\n").ctx("write", &tmp)?;
+        f.sync_all().ctx("fsync", &tmp)?;
+    }
+    let meta = dir.join(META);
+    fs::rename(&tmp, &meta).ctx("rename", &meta)?;
+    sync_dir(dir)
+}
+
+/// Removes the partition directories of `dir` numbered `from` or higher: what an uncommitted
+/// (crashed or failed) grow left beyond the count in `topic.meta`.
+fn remove_partitions_from(dir: &Path, from: u32) -> Result<()> {
+    let mut removed = false;
+    for entry in fs::read_dir(dir).ctx("list directory", dir)? {
+        let entry = entry.ctx("list directory", dir)?;
+        let numbered = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|p| p >= from);
+        if numbered {
+            let path = entry.path();
+            fs::remove_dir_all(&path).ctx("remove directory", &path)?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Undoes a grow of the topic in `dir` back to `current` partitions: the metadata first
+/// (which makes the new directories uncommitted leftovers), then the directories.
+fn roll_back_grow(dir: &Path, current: u32) {
+    let back = if read_meta(dir) == Some(current) {
+        Ok(())
+    } else {
+        write_meta(dir, current)
+    };
+    if let Err(e) = back {
+        tracing::error!(
+            dir = %dir.display(),
+            "cannot roll back a failed partition grow ({e}); the new partitions appear on restart"
+        );
+        return;
+    }
+    if let Err(e) = remove_partitions_from(dir, current) {
+        // Harmless: beyond the count in the metadata, removed by the next grow.
+        tracing::warn!(dir = %dir.display(), "rolling back a failed partition grow: {e}");
+    }
 }
 
 fn read_meta(dir: &Path) -> Option<u32> {
@@ -268,7 +335,7 @@ impl TopicStore {
         })
     }
 
-    /// The limits `create_topic` enforces.
+    /// The limits `create_topic` and `add_partitions` enforce.
     pub fn limits(&self) -> StoreLimits {
         self.limits
     }
@@ -351,6 +418,7 @@ impl TopicStore {
             let count = topics.len() as u64;
             if count >= self.limits.max_topics {
                 return Err(LogError::LimitReached {
+                    action: "create topic",
                     topic: name.to_string(),
                     what: "topics",
                     current: count,
@@ -361,17 +429,7 @@ impl TopicStore {
                 });
             }
             let total: u64 = topics.values().map(|t| t.partitions.len() as u64).sum();
-            if total + u64::from(partitions) > self.limits.max_total_partitions {
-                return Err(LogError::LimitReached {
-                    topic: name.to_string(),
-                    what: "partitions",
-                    current: total,
-                    requested: u64::from(partitions),
-                    max: self.limits.max_total_partitions,
-                    flag: "--max-partitions",
-                    env: "STREAM_MAX_PARTITIONS",
-                });
-            }
+            self.check_partition_limit("create topic", name, total, u64::from(partitions))?;
         }
         let final_dir = self.dir.join(name);
         let staging = self.dir.join(format!(".creating-{name}"));
@@ -387,15 +445,16 @@ impl TopicStore {
             }
             return Err(e);
         }
-        let logs =
-            match sync_dir(&self.dir).and_then(|()| self.open_partitions(&final_dir, partitions)) {
-                Ok(logs) => logs,
-                Err(e) => {
-                    // Every log opened so far is dropped (its files closed) by now.
-                    self.roll_back_create(name, &final_dir);
-                    return Err(e);
-                }
-            };
+        let logs = match sync_dir(&self.dir)
+            .and_then(|()| self.open_partitions(&final_dir, 0..partitions))
+        {
+            Ok(logs) => logs,
+            Err(e) => {
+                // Every log opened so far is dropped (its files closed) by now.
+                self.roll_back_create(name, &final_dir);
+                return Err(e);
+            }
+        };
         self.topics
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -412,32 +471,36 @@ impl TopicStore {
             fs::remove_dir_all(staging).ctx("remove directory", staging)?;
         }
         fs::create_dir(staging).ctx("create directory", staging)?;
-        let meta = staging.join(META);
-        {
-            let mut f = fs::File::create(&meta).ctx("create", &meta)?;
-            write!(f, "format=1\npartitions={partitions}\n").ctx("write", &meta)?;
-            f.sync_all().ctx("fsync", &meta)?;
-        }
+        write_meta(staging, partitions)?;
+        self.lay_out_partitions(staging, 0..partitions)?;
+        sync_dir(staging)
+    }
+
+    /// Makes the directories of partitions `range` under the topic directory `dir`, each with
+    /// its first (empty) segment, closed again and fsynced (for the fsync policies); the
+    /// caller fsyncs `dir` itself.
+    fn lay_out_partitions(&self, dir: &Path, range: Range<u32>) -> Result<()> {
         // Opened once to lay out its files, never appended to: nothing for the fsync workers,
-        // and the directory fsync below makes the new files durable for the fsync policies.
+        // and the directory fsyncs make the new files durable for the fsync policies.
         let layout = LogConfig {
             durability: Durability::Never,
             ..self.config.clone()
         };
         let sync = self.config.durability != Durability::Never;
-        for p in 0..partitions {
-            let dir = staging.join(p.to_string());
-            drop(PartitionLog::open_in(&dir, p, layout.clone(), &self.res)?);
+        for p in range {
+            let part = dir.join(p.to_string());
+            drop(PartitionLog::open_in(&part, p, layout.clone(), &self.res)?);
             if sync {
-                sync_dir(&dir)?;
+                sync_dir(&part)?;
             }
         }
-        sync_dir(staging)
+        Ok(())
     }
 
-    /// Opens every partition log of a topic; on an error the ones opened so far are dropped.
-    fn open_partitions(&self, dir: &Path, partitions: u32) -> Result<Vec<Arc<PartitionLog>>> {
-        (0..partitions)
+    /// Opens the partition logs `range` of a topic; on an error the ones opened so far are
+    /// dropped.
+    fn open_partitions(&self, dir: &Path, range: Range<u32>) -> Result<Vec<Arc<PartitionLog>>> {
+        range
             .map(|p| {
                 PartitionLog::open_in(&dir.join(p.to_string()), p, self.config.clone(), &self.res)
                     .map(Arc::new)
@@ -470,6 +533,112 @@ impl TopicStore {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         self.dir.join(format!(".deleting-{name}-{nanos}"))
+    }
+
+    /// Whether [`TopicStore::add_partitions`] would accept growing `name` to `total`
+    /// partitions, with the error it would return if not; nothing changes (Kafka's
+    /// `validate_only`). A create, grow or delete in the meantime may still change the answer.
+    pub fn check_add_partitions(&self, name: &str, total: u32) -> Result<()> {
+        self.check_grow(name, total).map(drop)
+    }
+
+    /// The checks of a grow: the topic as it is now, or why it cannot grow to `total`.
+    fn check_grow(&self, name: &str, total: u32) -> Result<Arc<Topic>> {
+        let topics = self.read_topics();
+        let topic = topics
+            .get(name)
+            .cloned()
+            .ok_or_else(|| LogError::TopicNotFound {
+                topic: name.to_string(),
+            })?;
+        let current = topic.partitions.len() as u32;
+        if total <= current {
+            return Err(LogError::InvalidConfig(format!(
+                "topic {name:?} has {current} partitions: the new count must be greater, not \
+                 {total} (partitions cannot be removed)"
+            )));
+        }
+        if total > MAX_PARTITIONS {
+            return Err(LogError::InvalidConfig(format!(
+                "topic {name:?} has {current} partitions: {total} is more than the \
+                 {MAX_PARTITIONS} a topic may have"
+            )));
+        }
+        let store_total: u64 = topics.values().map(|t| t.partitions.len() as u64).sum();
+        let added = u64::from(total - current);
+        self.check_partition_limit("add partitions to topic", name, store_total, added)?;
+        Ok(topic)
+    }
+
+    /// `LimitReached` if `added` more partitions than the store's `total` would exceed its
+    /// limit (`action` on `topic` is what gets refused).
+    fn check_partition_limit(
+        &self,
+        action: &'static str,
+        topic: &str,
+        total: u64,
+        added: u64,
+    ) -> Result<()> {
+        if total + added > self.limits.max_total_partitions {
+            return Err(LogError::LimitReached {
+                action,
+                topic: topic.to_string(),
+                what: "partitions",
+                current: total,
+                requested: added,
+                max: self.limits.max_total_partitions,
+                flag: "--max-partitions",
+                env: "STREAM_MAX_PARTITIONS",
+            });
+        }
+        Ok(())
+    }
+
+    /// Grows topic `name` to `total` partitions, numbered on from the current ones (which,
+    /// and their data, are untouched). `TopicNotFound` if there is no such topic;
+    /// `InvalidConfig` unless `total` is greater than the current count and at most
+    /// [`MAX_PARTITIONS`] (partitions are never removed); `LimitReached` if the store's total
+    /// partition limit would be exceeded.
+    ///
+    /// All or nothing: the new partition directories are laid out (after removing what an
+    /// earlier uncommitted attempt left there) and only then is `topic.meta` rewritten
+    /// atomically, the commit point; a crash before it leaves the old count (the extra
+    /// directories are ignored on open and removed by the next grow). The new logs are opened
+    /// after the commit; should that fail, the metadata is set back to the old count and the
+    /// new directories removed before the error is returned. Handles of the topic's
+    /// partitions taken before the grow stay valid.
+    pub fn add_partitions(&self, name: &str, total: u32) -> Result<()> {
+        let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
+        let topic = self.check_grow(name, total)?;
+        let current = topic.partitions.len() as u32;
+        let dir = self.dir.join(name);
+        let prepared = remove_partitions_from(&dir, current)
+            .and_then(|()| self.lay_out_partitions(&dir, current..total))
+            .and_then(|()| sync_dir(&dir))
+            .and_then(|()| write_meta(&dir, total));
+        if let Err(e) = prepared {
+            // Not committed (if the rename of the metadata did happen, the error came from the
+            // directory fsync after it and the old count is written back below). Whatever
+            // stays behind is ignored on open and removed by the next grow.
+            roll_back_grow(&dir, current);
+            return Err(e);
+        }
+        let added = match self.open_partitions(&dir, current..total) {
+            Ok(logs) => logs,
+            Err(e) => {
+                // Every log opened so far is dropped (its files closed) by now.
+                roll_back_grow(&dir, current);
+                return Err(e);
+            }
+        };
+        let mut partitions = topic.partitions.clone();
+        partitions.extend(added);
+        self.topics
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_string(), Arc::new(Topic { partitions }));
+        tracing::info!(topic = name, from = current, to = total, "partitions added");
+        Ok(())
     }
 
     /// Deletes a topic and its files. `TopicNotFound` if there is none. Partition logs still

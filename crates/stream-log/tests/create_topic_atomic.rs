@@ -5,65 +5,12 @@
 //! A test binary of its own: RLIMIT_NOFILE is process-wide, and this file holds a single test,
 //! so no other test runs in the process while the limit is lowered.
 
-use std::fs;
-use std::path::Path;
+mod common;
 
-use stream_log::{Durability, LogConfig, LogError, Record, StoreOptions, TopicStore};
+use common::{entries, keep_files_open, open_fds, restore_nofile, set_nofile, SPARE_FDS};
+use stream_log::{Durability, LogConfig, LogError, Record, TopicStore};
 
 const PARTITIONS: u32 = 64;
-/// Descriptors left free while the limit is lowered: enough to build the topic in its staging
-/// directory (a few at a time), far too few to hold every partition's segment open (the
-/// store's open-file cache would keep all 64 active segments open: see `options`).
-const SPARE_FDS: u64 = 16;
-
-fn open_fds() -> u64 {
-    // The listing's own descriptor is counted too, and closed again: one spare.
-    fs::read_dir("/proc/self/fd").unwrap().count() as u64
-}
-
-fn set_nofile(soft: u64) -> libc::rlimit {
-    let mut old = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with valid pointers to rlimit structs.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
-        let new = libc::rlimit {
-            rlim_cur: soft,
-            rlim_max: old.rlim_max,
-        };
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &new), 0);
-    }
-    old
-}
-
-fn restore_nofile(old: &libc::rlimit) {
-    // SAFETY: as above.
-    unsafe {
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, old), 0);
-    }
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-/// A cache larger than the partitions: opening the logs keeps their files open until the
-/// process runs out of descriptors (a smaller cache would evict instead, and the create would
-/// succeed).
-fn options() -> StoreOptions {
-    StoreOptions {
-        max_open_files: Some(4096),
-        ..StoreOptions::default()
-    }
-}
-
 #[test]
 fn create_that_runs_out_of_descriptors_leaves_no_trace_and_can_be_retried() {
     let d = tempfile::tempdir().unwrap();
@@ -73,7 +20,7 @@ fn create_that_runs_out_of_descriptors_leaves_no_trace_and_can_be_retried() {
         durability: Durability::GroupCommit,
         ..LogConfig::default()
     };
-    let store = TopicStore::open_with(d.path(), cfg.clone(), options()).unwrap();
+    let store = TopicStore::open_with(d.path(), cfg.clone(), keep_files_open()).unwrap();
     store.create_topic("before", 1).unwrap();
     let topics_dir = d.path().join("topics");
 
@@ -111,7 +58,7 @@ fn create_that_runs_out_of_descriptors_leaves_no_trace_and_can_be_retried() {
     store.flush_all().unwrap();
     drop(store);
 
-    let store = TopicStore::open_with(d.path(), cfg, options()).unwrap();
+    let store = TopicStore::open_with(d.path(), cfg, keep_files_open()).unwrap();
     assert_eq!(
         store.topics(),
         vec![

@@ -92,7 +92,8 @@ pub struct Config {
     /// Most topics the broker holds; CREATE_TOPIC beyond it is refused.
     #[arg(long, env = "STREAM_MAX_TOPICS", default_value_t = stream_log::DEFAULT_MAX_TOPICS)]
     pub max_topics: u64,
-    /// Most partitions over all topics; CREATE_TOPIC beyond it is refused.
+    /// Most partitions over all topics; CREATE_TOPIC (or a CreatePartitions) beyond it is
+    /// refused.
     #[arg(long, env = "STREAM_MAX_PARTITIONS",
           default_value_t = stream_log::DEFAULT_MAX_TOTAL_PARTITIONS)]
     pub max_partitions: u64,

@@ -386,6 +386,18 @@ impl Coordinator {
         out
     }
 
+    /// A topic grew to `partitions` partitions: every group consuming it rebalances at once,
+    /// so its members learn of the new partitions from their next heartbeat instead of only
+    /// when one of them happens to join again.
+    pub fn topic_grown(&self, topic: &str, partitions: u32) {
+        for g in self.lock().values_mut() {
+            if g.topic == topic && g.partitions != partitions {
+                g.partitions = partitions;
+                g.rebalance();
+            }
+        }
+    }
+
     /// Removes every group consuming a deleted topic.
     pub fn topic_deleted(&self, topic: &str) {
         self.lock().retain(|_, g| g.topic != topic);
@@ -418,6 +430,28 @@ mod tests {
 
     fn coord() -> Coordinator {
         Coordinator::new(Duration::from_secs(1))
+    }
+
+    #[test]
+    fn a_grown_topic_rebalances_its_groups() {
+        let c = coord();
+        let t0 = Instant::now();
+        let a = c.join("g", "t", 1, "", None, None, t0).unwrap();
+        let other = c.join("h", "u", 1, "", None, None, t0).unwrap();
+        assert_eq!(a.partitions, vec![0]);
+        c.topic_grown("t", 3);
+        assert_eq!(
+            c.heartbeat("g", &a.consumer_id, a.generation, t0)
+                .unwrap_err()
+                .0,
+            ErrorCode::RebalanceInProgress
+        );
+        let a2 = c.join("g", "t", 3, &a.consumer_id, None, None, t0).unwrap();
+        assert_eq!(a2.partitions, vec![0, 1, 2]);
+        assert_eq!(a2.generation, a.generation + 1, "one rebalance, not two");
+        // A group of another topic is left alone.
+        c.heartbeat("h", &other.consumer_id, other.generation, t0)
+            .unwrap();
     }
 
     #[test]

@@ -36,6 +36,7 @@ fn decode_request(key: ApiKey, version: i16, body: &[u8]) -> Result<(), String> 
         ApiKey::ListGroups => decode::<ListGroupsRequest>(&mut b, version).map(drop),
         ApiKey::DescribeGroups => decode::<DescribeGroupsRequest>(&mut b, version).map(drop),
         ApiKey::DescribeConfigs => decode::<DescribeConfigsRequest>(&mut b, version).map(drop),
+        ApiKey::CreatePartitions => decode::<CreatePartitionsRequest>(&mut b, version).map(drop),
         other => panic!("{other:?} is served but not covered here"),
     }
 }

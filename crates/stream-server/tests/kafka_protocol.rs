@@ -6,10 +6,11 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::kafka::{batch, idempotent_batch, name, produce, records, KafkaClient};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use common::kafka::{
+    batch, create_partitions, create_topic, fetch_request, idempotent_batch, name, produce,
+    records, KafkaClient,
+};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::*;
@@ -37,33 +38,12 @@ fn metadata(c: &mut KafkaClient, v: i16, topics: &[&str]) -> MetadataResponse {
 }
 
 fn create(c: &mut KafkaClient, v: i16, topic: &str, partitions: i32) -> CreateTopicsResponse {
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(name(topic))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)])
-        .with_timeout_ms(10_000);
-    c.call(ApiKey::CreateTopics, v, &req)
+    c.call(ApiKey::CreateTopics, v, &create_topic(topic, partitions))
 }
 
 fn fetch(c: &mut KafkaClient, v: i16, topic: &str, partition: i32, offset: i64) -> FetchResponse {
     let req = fetch_request(topic, partition, offset, 0, 0);
     c.call(ApiKey::Fetch, v, &req)
-}
-
-fn fetch_request(topic: &str, partition: i32, offset: i64, wait: i32, min: i32) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(wait)
-        .with_min_bytes(min)
-        .with_max_bytes(1 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(name(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(partition)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(1 << 20)])])
 }
 
 fn list_offset(c: &mut KafkaClient, v: i16, topic: &str, timestamp: i64) -> (i16, i64) {
@@ -259,6 +239,18 @@ fn every_advertised_api_answers_at_every_advertised_version() {
                     let r: DeleteTopicsResponse = c.call(key, v, &req);
                     assert_eq!(r.responses[0].error_code, 0, "{ctx}");
                     assert_eq!(metadata(&mut c, 12, &[&t]).topics[0].error_code, 3, "{ctx}");
+                }
+                ApiKey::CreatePartitions => {
+                    let t = format!("grown-{v}");
+                    assert_eq!(create(&mut c, 2, &t, 1).topics[0].error_code, 0);
+                    let r: CreatePartitionsResponse =
+                        c.call(key, v, &create_partitions(&[(&t, 3)], false));
+                    assert_eq!(r.results[0].name.0.as_str(), t, "{ctx}");
+                    assert_eq!(r.results[0].error_code, 0, "{ctx}");
+                    assert_eq!(metadata(&mut c, 12, &[&t]).topics[0].partitions.len(), 3);
+                    let r: CreatePartitionsResponse =
+                        c.call(key, v, &create_partitions(&[(&t, 3)], false));
+                    assert_eq!(r.results[0].error_code, 37, "{ctx}: INVALID_PARTITIONS");
                 }
                 ApiKey::Produce => {
                     let (err, base) = produce_one(&mut c, v, topic, format!("v{v}").as_bytes());

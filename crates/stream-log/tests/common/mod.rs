@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use stream_log::{decode_batch, DecodedRecord, Durability, LogConfig, PartitionLog, Record};
+use stream_log::{
+    decode_batch, DecodedRecord, Durability, LogConfig, PartitionLog, Record, StoreOptions,
+};
 
 /// The deterministic value stored at `offset` by tests (so any reader can check content).
 pub fn value_for(offset: u64) -> Vec<u8> {
@@ -80,4 +82,61 @@ pub fn small_segments(durability: Durability) -> LogConfig {
         durability,
         ..LogConfig::default()
     }
+}
+
+/// Descriptors left free while RLIMIT_NOFILE is lowered (the `*_atomic` tests): enough to lay
+/// out a topic's partitions (a few files at a time), far too few to hold 64 partitions' active
+/// segments open at once (with [`keep_files_open`]).
+pub const SPARE_FDS: u64 = 16;
+
+/// Store options whose open-file cache is larger than any test's partitions: opening logs keeps
+/// their files open until the process runs out of descriptors (a smaller cache would evict
+/// instead, and the create or grow would succeed).
+pub fn keep_files_open() -> StoreOptions {
+    StoreOptions {
+        max_open_files: Some(4096),
+        ..StoreOptions::default()
+    }
+}
+
+/// Descriptors this process has open.
+pub fn open_fds() -> u64 {
+    // The listing's own descriptor is counted too, and closed again: one spare.
+    std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
+}
+
+/// Sets the soft RLIMIT_NOFILE to `soft`; returns the old limits (for `restore_nofile`).
+pub fn set_nofile(soft: u64) -> libc::rlimit {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with valid pointers to rlimit structs.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
+        let new = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: old.rlim_max,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &new), 0);
+    }
+    old
+}
+
+/// Puts back the limits `set_nofile` returned.
+pub fn restore_nofile(old: &libc::rlimit) {
+    // SAFETY: as above.
+    unsafe {
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, old), 0);
+    }
+}
+
+/// The names in a directory, sorted.
+pub fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }

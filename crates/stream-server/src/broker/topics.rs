@@ -1,5 +1,6 @@
 //! Topics: the cache of partition logs the produce and fetch paths use, and the
-//! CREATE_TOPIC / DELETE_TOPIC / METADATA / LIST_TOPICS requests.
+//! CREATE_TOPIC / DELETE_TOPIC / METADATA / LIST_TOPICS requests (and growing a topic, which
+//! only Kafka's CreatePartitions asks for).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -36,7 +37,7 @@ impl TopicHandle {
     }
 }
 
-/// Topic name → cached handle, and a generation that every create and delete moves on, so
+/// Topic name → cached handle, and a generation that every create, grow and delete moves on, so
 /// that a connection may keep the handle it used last while the generation stands.
 #[derive(Default)]
 pub(super) struct TopicCache(RwLock<HashMap<String, Arc<TopicHandle>>>, AtomicU64);
@@ -74,6 +75,9 @@ impl Broker {
         if let Some(t) = cache.read().unwrap_or_else(|e| e.into_inner()).get(name) {
             return Ok(t.clone());
         }
+        // Read before the store: a grow (or delete) that lands while the handle is built moves
+        // the generation on, and the handle, stale then, must not be cached past it.
+        let generation = self.topics.1.load(Ordering::Acquire);
         let count = self
             .store
             .topics()
@@ -95,6 +99,10 @@ impl Broker {
             rr: AtomicU32::new(0),
         });
         let mut topics = cache.write().unwrap_or_else(|e| e.into_inner());
+        // `forget_topic` moves the generation under this lock, so the comparison is exact.
+        if self.topics.1.load(Ordering::Acquire) != generation {
+            return Ok(handle);
+        }
         Ok(topics.entry(name.to_string()).or_insert(handle).clone())
     }
 
@@ -154,6 +162,29 @@ impl Broker {
         // The topic store logs the creation; one line per event.
         self.forget_topic(&name);
         Ok(Response::CreateTopic(Status::ok()))
+    }
+
+    /// Grows topic `name` to `total` partitions (the store's `add_partitions` checks the
+    /// count and the limits), or with `validate_only` only checks that it could. Afterwards
+    /// every path sees the new count: the cached handle is replaced (so produce, fetch,
+    /// metadata and the partitioner's round robin cover the new partitions; connections'
+    /// last-topic handles go stale with the generation), and the groups consuming the topic
+    /// rebalance.
+    pub(crate) async fn add_partitions(
+        self: &Arc<Self>,
+        name: String,
+        total: u32,
+        validate_only: bool,
+    ) -> Result<(), Failure> {
+        if validate_only {
+            return self.store.check_add_partitions(&name, total).map_err(fail);
+        }
+        let n = name.clone();
+        self.blocking(move |b| b.store.add_partitions(&n, total))
+            .await?;
+        self.forget_topic(&name);
+        self.groups.topic_grown(&name, total);
+        Ok(())
     }
 
     pub(crate) async fn delete_topic(self: &Arc<Self>, name: String) -> Result<Response, Failure> {

@@ -8,8 +8,14 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, ResponseHeader, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, FetchRequest, ProduceRequest,
+    RequestHeader, ResponseHeader, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -236,4 +242,56 @@ pub fn produce(topic: &str, partition: i32, records: Bytes, acks: i16) -> Produc
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(partition)
                 .with_records(Some(records))])])
+}
+
+/// A CreatePartitions growing each `(topic, new total)`, without replica assignments (null,
+/// as clients send them).
+pub fn create_partitions(topics: &[(&str, i32)], validate_only: bool) -> CreatePartitionsRequest {
+    CreatePartitionsRequest::default()
+        .with_topics(
+            topics
+                .iter()
+                .map(|&(topic, count)| {
+                    CreatePartitionsTopic::default()
+                        .with_name(name(topic))
+                        .with_count(count)
+                        .with_assignments(None)
+                })
+                .collect(),
+        )
+        .with_timeout_ms(10_000)
+        .with_validate_only(validate_only)
+}
+
+/// A CreateTopics of one topic with `partitions` partitions and replication factor 1.
+pub fn create_topic(topic: &str, partitions: i32) -> CreateTopicsRequest {
+    CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)])
+        .with_timeout_ms(10_000)
+}
+
+/// A Fetch of one partition from `offset` (up to 1 MiB), waiting up to `wait` ms for `min`
+/// bytes.
+pub fn fetch_request(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    wait: i32,
+    min: i32,
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(wait)
+        .with_min_bytes(min)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])])
 }

@@ -1,16 +1,22 @@
-//! CreateTopics and DeleteTopics. This is one broker: a replication factor other than 1 (or
-//! -1, the default) is refused, and so are replica assignments and topic configs (the
-//! server's settings apply to every topic); a partition count of -1 means one.
+//! CreateTopics, CreatePartitions and DeleteTopics. This is one broker: a replication factor
+//! other than 1 (or -1, the default) is refused, and so are replica assignments and topic
+//! configs (the server's settings apply to every topic); a partition count of -1 means one.
+//! CreatePartitions grows a topic to a new total, never shrinks it.
+
+use std::collections::HashMap;
 
 use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse,
 };
 use kafka_protocol::ResponseError;
 
 use super::{message, ready, request, topic_name, Answer, Ctx};
+use crate::broker::Failure;
 use crate::kafka::errors::kafka_code;
 use crate::kafka::frame::RequestHead;
 
@@ -48,7 +54,7 @@ pub(super) async fn create_topics(ctx: &Ctx, head: &RequestHead, body: Bytes) ->
         } else if !t.assignments.is_empty() {
             refuse(
                 ResponseError::InvalidReplicaAssignment,
-                "replica assignments are not supported (one broker holds every partition)".into(),
+                NO_ASSIGNMENTS.into(),
             )
         } else if let Some(c) = t.configs.first() {
             refuse(
@@ -89,6 +95,78 @@ pub(super) async fn create_topics(ctx: &Ctx, head: &RequestHead, body: Bytes) ->
         results.push(r);
     }
     ready(head, &CreateTopicsResponse::default().with_topics(results))
+}
+
+/// Why a replica assignment is refused.
+const NO_ASSIGNMENTS: &str =
+    "replica assignments are not supported (one broker holds every partition)";
+
+pub(super) async fn create_partitions(ctx: &Ctx, head: &RequestHead, body: Bytes) -> Answer {
+    let req: CreatePartitionsRequest = match request(head, body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    // A topic named twice has no one count to grow to: each of its entries is refused, as
+    // Kafka's broker does.
+    let mut named: HashMap<&str, usize> = HashMap::new();
+    for t in &req.topics {
+        *named.entry(t.name.0.as_str()).or_default() += 1;
+    }
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let name = t.name.0.to_string();
+        let result = CreatePartitionsTopicResult::default().with_name(topic_name(&name));
+        let refuse = |e: ResponseError, m: String| {
+            result
+                .clone()
+                .with_error_code(e.code())
+                .with_error_message(message(m))
+        };
+        let failed = |(code, m): Failure| {
+            result
+                .clone()
+                .with_error_code(kafka_code(code))
+                .with_error_message(message(m))
+        };
+        let r = if named.get(name.as_str()).is_some_and(|&n| n > 1) {
+            refuse(
+                ResponseError::InvalidRequest,
+                format!("topic {name:?} is named more than once in the request"),
+            )
+        } else if t.assignments.is_some() {
+            refuse(
+                ResponseError::InvalidReplicaAssignment,
+                NO_ASSIGNMENTS.into(),
+            )
+        } else {
+            match ctx.broker.topic(&name).map(|h| h.partitions.len()) {
+                Err(f) => failed(f),
+                // Checked here too, for its own code: the store refuses it as an invalid
+                // request like the other limits.
+                Ok(current) if i64::from(t.count) <= current as i64 => refuse(
+                    ResponseError::InvalidPartitions,
+                    format!(
+                        "topic {name:?} has {current} partitions: the new count must be \
+                         greater, not {} (partitions cannot be removed)",
+                        t.count
+                    ),
+                ),
+                Ok(_) => match ctx
+                    .broker
+                    .add_partitions(name.clone(), t.count as u32, req.validate_only)
+                    .await
+                {
+                    Ok(()) => result,
+                    Err(f) => failed(f),
+                },
+            }
+        };
+        results.push(r);
+    }
+    ready(
+        head,
+        &CreatePartitionsResponse::default().with_results(results),
+    )
 }
 
 pub(super) async fn delete_topics(ctx: &Ctx, head: &RequestHead, body: Bytes) -> Answer {

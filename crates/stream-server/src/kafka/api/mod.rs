@@ -87,6 +87,7 @@ pub async fn dispatch(ctx: &Ctx, head: &RequestHead, body: Bytes) -> Answer {
         ApiKey::ListOffsets => list_offsets::handle(ctx, head, body).await,
         ApiKey::CreateTopics => admin::create_topics(ctx, head, body).await,
         ApiKey::DeleteTopics => admin::delete_topics(ctx, head, body).await,
+        ApiKey::CreatePartitions => admin::create_partitions(ctx, head, body).await,
         ApiKey::InitProducerId => init_producer_id::handle(ctx, head, body),
         ApiKey::FindCoordinator => find_coordinator::handle(ctx, head, body),
         ApiKey::JoinGroup => group_membership::join(ctx, head, body),
