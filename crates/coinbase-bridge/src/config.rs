@@ -46,6 +46,43 @@ impl FromStr for Secret {
     }
 }
 
+/// Where records are published, and over which protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublisherAddress {
+    /// A stream server over STRP: `host:port`.
+    Strp(String),
+    /// A Kafka bootstrap broker: `host:port`, given as `kafka://host:port`.
+    Kafka(String),
+}
+
+impl PublisherAddress {
+    /// Parses `host:port` (STRP) or `kafka://host:port`; any other scheme is refused by name,
+    /// since `http://host:port` would otherwise read as a host called `http`.
+    pub fn parse(s: &str) -> Result<PublisherAddress, String> {
+        match s.split_once("://") {
+            None => cli_support::host_port(s).map(PublisherAddress::Strp),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("kafka") => {
+                cli_support::host_port(rest.trim_end_matches('/'))
+                    .map(PublisherAddress::Kafka)
+                    .map_err(|e| format!("after kafka://: {e}"))
+            }
+            Some((scheme, _)) => Err(format!(
+                "unknown scheme {scheme}://: expected host:port (a stream server over STRP) or \
+                 kafka://host:port (a Kafka bootstrap broker)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PublisherAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublisherAddress::Strp(addr) => f.write_str(addr),
+            PublisherAddress::Kafka(addr) => write!(f, "kafka://{addr}"),
+        }
+    }
+}
+
 /// Which gateway delivers execution reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExecSource {
@@ -89,10 +126,12 @@ pub struct Config {
           value_parser = cli_support::bool_value())]
     pub use_sandbox: bool,
 
-    /// Stream server address (host:port).
+    /// Where to publish: host:port for a stream server over STRP, kafka://host:port for the
+    /// bootstrap broker of a Kafka-protocol cluster (Kafka, Redpanda, or a stream server's
+    /// Kafka side).
     #[arg(long, env = "STREAM_SERVER", default_value = "localhost:9092",
-          value_parser = cli_support::host_port)]
-    pub stream_addr: String,
+          value_parser = PublisherAddress::parse)]
+    pub stream_addr: PublisherAddress,
 
     /// Symbols to subscribe to, comma-separated.
     #[arg(
@@ -358,7 +397,8 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Config {
+    /// The program name and test credentials, then `args`.
+    fn argv<'a>(args: &[&'a str]) -> Vec<&'a str> {
         let mut v = vec![
             "coinbase-bridge",
             "--api-key",
@@ -369,6 +409,11 @@ mod tests {
             "PASS",
         ];
         v.extend_from_slice(args);
+        v
+    }
+
+    fn parse(args: &[&str]) -> Config {
+        let v = argv(args);
         Config::try_parse_from(v).unwrap()
     }
 
@@ -394,7 +439,10 @@ mod tests {
             "fix-ord.exchange.coinbase.com:6121"
         );
         assert_eq!(c.sender(), "KEY");
-        assert_eq!(c.stream_addr, "localhost:9092");
+        assert_eq!(
+            c.stream_addr,
+            PublisherAddress::Strp("localhost:9092".into())
+        );
         let c = parse(&["--use-sandbox", "true", "--executions", "drop-copy"]);
         assert_eq!(
             c.md_endpoint().unwrap().to_string(),
@@ -554,5 +602,49 @@ mod tests {
         assert_eq!(c.exec_endpoint(), None);
         assert_eq!(c.symbols, vec!["SOL-USD", "BTC-EUR"]);
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn publisher_address_picks_the_protocol_by_scheme() {
+        let addr = |s: &str| parse(&["--stream-addr", s]).stream_addr;
+        assert_eq!(
+            addr("10.0.0.5:9092"),
+            PublisherAddress::Strp("10.0.0.5:9092".into())
+        );
+        assert_eq!(
+            addr("kafka://broker-1:9093"),
+            PublisherAddress::Kafka("broker-1:9093".into())
+        );
+        assert_eq!(
+            addr("KAFKA://[::1]:9092/"),
+            PublisherAddress::Kafka("[::1]:9092".into())
+        );
+        assert_eq!(
+            addr("kafka://broker-1:9093").to_string(),
+            "kafka://broker-1:9093"
+        );
+        assert_eq!(addr("localhost:9092").to_string(), "localhost:9092");
+    }
+
+    #[test]
+    fn a_bad_publisher_address_names_the_flag_the_variable_and_what_was_typed() {
+        for (value, says) in [
+            ("http://localhost:9092", "unknown scheme http://"),
+            ("kafka://localhost", "after kafka://: missing port"),
+            ("kafka://", "after kafka://: missing port"),
+            ("localhost", "missing port"),
+        ] {
+            let e = cli_support::try_parse_from::<Config, _, _>(argv(&["--stream-addr", value]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{value}: {e}");
+            assert!(
+                e.contains("--stream-addr") && e.contains("STREAM_SERVER"),
+                "{e}"
+            );
+            assert!(e.contains(value), "{e}");
+        }
+        let e = PublisherAddress::parse("http://x:1").unwrap_err();
+        assert!(e.contains("kafka://host:port"), "{e}");
     }
 }

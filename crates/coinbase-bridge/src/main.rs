@@ -2,17 +2,19 @@
 
 use anyhow::Context as _;
 use coinbase_bridge::backoff::Backoff;
-use coinbase_bridge::config::{Config, ExecSource};
+use coinbase_bridge::config::{Config, ExecSource, PublisherAddress};
 use coinbase_bridge::gateway::{self, GatewayParams, Role};
+use coinbase_bridge::kafka::KafkaPublisher;
 use coinbase_bridge::marketdata::MarketData;
-use coinbase_bridge::publish::{self, Stats};
+use coinbase_bridge::publish::{self, Publisher, Record, Stats};
 use coinbase_bridge::stream::StreamPublisher;
 use coinbase_bridge::tls;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 fn main() -> ExitCode {
     // .env (of the working directory only, not its parents: predictable in services) first,
@@ -67,13 +69,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
 
     let stats = Arc::new(Stats::default());
     let (sink, rx) = publish::channel(cfg.buffer_capacity, stats.clone());
-    let pump = tokio::spawn(publish::run_pump(
-        StreamPublisher::new(&cfg.stream_addr),
-        rx,
-        stats.clone(),
-        cfg.topic_partitions,
-        Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
-    ));
+    tracing::info!(addr = %cfg.stream_addr, "publishing");
+    let pump = match &cfg.stream_addr {
+        PublisherAddress::Strp(addr) => spawn_pump(StreamPublisher::new(addr), rx, &cfg, &stats),
+        PublisherAddress::Kafka(addr) => spawn_pump(KafkaPublisher::new(addr), rx, &cfg, &stats),
+    };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let params = |endpoint| GatewayParams {
@@ -160,6 +160,22 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         "coinbase-bridge stopped"
     );
     Ok(())
+}
+
+/// Starts the pump task over `publisher`; generic, so each protocol gets its own pump type.
+fn spawn_pump<P: Publisher + 'static>(
+    publisher: P,
+    rx: mpsc::Receiver<Record>,
+    cfg: &Config,
+    stats: &Arc<Stats>,
+) -> JoinHandle<()> {
+    tokio::spawn(publish::run_pump(
+        publisher,
+        rx,
+        stats.clone(),
+        cfg.topic_partitions,
+        Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+    ))
 }
 
 /// Logs the publishing counters every minute when they changed, so drops during a long

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use stream_proto::partition_for_key;
 use tokio::sync::mpsc;
 
 /// One message for the stream server.
@@ -321,6 +322,22 @@ fn remove_stored(pending: &mut Vec<Record>, sent: usize, stored: &[usize]) -> us
     removed
 }
 
+/// Groups the indices of `records` by the partition the server's key rule puts them in
+/// (`stream_proto::partition_for_key`), partitions in order of first appearance and each
+/// share in record order. Every publisher splits with this one function, so a key lands in
+/// the same partition whichever protocol carries it.
+pub fn split_by_partition(records: &[Record], partitions: u32) -> Vec<(u32, Vec<usize>)> {
+    let mut shares: Vec<(u32, Vec<usize>)> = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let p = partition_for_key(r.key.as_bytes(), partitions);
+        match shares.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, share)) => share.push(i),
+            None => shares.push((p, vec![i])),
+        }
+    }
+    shares
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,5 +597,28 @@ mod tests {
         assert_eq!(produced.lock().unwrap().len(), 2);
         assert_eq!(stats.rejected.load(Ordering::Relaxed), 1);
         assert_eq!(stats.outstanding(), 0);
+    }
+
+    #[test]
+    fn shares_follow_the_servers_key_rule_and_keep_order() {
+        let records: Vec<Record> = (0..50)
+            .map(|i| Record {
+                topic: "t".into(),
+                key: format!("order-{}", i % 7),
+                value: i.to_string(),
+            })
+            .collect();
+        let shares = split_by_partition(&records, 4);
+        let mut all: Vec<usize> = Vec::new();
+        for (p, share) in &shares {
+            assert!(share.windows(2).all(|w| w[0] < w[1]), "record order kept");
+            for &i in share {
+                assert_eq!(partition_for_key(records[i].key.as_bytes(), 4), *p);
+            }
+            all.extend(share);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..50).collect::<Vec<_>>());
+        assert_eq!(split_by_partition(&records, 1).len(), 1);
     }
 }

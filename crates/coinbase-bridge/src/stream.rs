@@ -1,11 +1,11 @@
 //! [`Publisher`] over the Rust stream client: one connection, reopened after I/O errors.
 
-use crate::publish::{BatchError, PublishError, Publisher, Record};
+use crate::publish::{split_by_partition, BatchError, PublishError, Publisher, Record};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::time::Duration;
 use stream_client::{ClientError, Priority, ProduceRecord, StreamClient};
-use stream_proto::{partition_for_key, ErrorCode};
+use stream_proto::ErrorCode;
 
 /// Publishes through `stream_client::StreamClient`.
 pub struct StreamPublisher {
@@ -194,48 +194,5 @@ impl Publisher for StreamPublisher {
             }
         }
         Ok(())
-    }
-}
-
-/// Groups the indices of `records` by the partition the server's key rule puts them in
-/// (`stream_proto::partition_for_key`), partitions in order of first appearance and each
-/// share in record order.
-fn split_by_partition(records: &[Record], partitions: u32) -> Vec<(u32, Vec<usize>)> {
-    let mut shares: Vec<(u32, Vec<usize>)> = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        let p = partition_for_key(r.key.as_bytes(), partitions);
-        match shares.iter_mut().find(|(q, _)| *q == p) {
-            Some((_, share)) => share.push(i),
-            None => shares.push((p, vec![i])),
-        }
-    }
-    shares
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shares_follow_the_servers_key_rule_and_keep_order() {
-        let records: Vec<Record> = (0..50)
-            .map(|i| Record {
-                topic: "t".into(),
-                key: format!("order-{}", i % 7),
-                value: i.to_string(),
-            })
-            .collect();
-        let shares = split_by_partition(&records, 4);
-        let mut all: Vec<usize> = Vec::new();
-        for (p, share) in &shares {
-            assert!(share.windows(2).all(|w| w[0] < w[1]), "record order kept");
-            for &i in share {
-                assert_eq!(partition_for_key(records[i].key.as_bytes(), 4), *p);
-            }
-            all.extend(share);
-        }
-        all.sort_unstable();
-        assert_eq!(all, (0..50).collect::<Vec<_>>());
-        assert_eq!(split_by_partition(&records, 1).len(), 1);
     }
 }

@@ -497,6 +497,19 @@ fn kv(k: &str, v: String) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn market_data_and_executions_reach_the_stream_server_across_reconnects() {
+    market_data_and_executions_across_reconnects("").await;
+}
+
+/// The same over the Kafka protocol (`kafka://`), which the stream server answers on its
+/// port: what the bridge publishes is read back over STRP all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn market_data_and_executions_reach_the_stream_server_over_kafka() {
+    market_data_and_executions_across_reconnects("kafka://").await;
+}
+
+/// The bridge against scripted gateways and a real stream server, published to at
+/// `{scheme}{address}`.
+async fn market_data_and_executions_across_reconnects(scheme: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -557,7 +570,7 @@ async fn market_data_and_executions_reach_the_stream_server_across_reconnects() 
             "--exec-port",
             &oe_port.to_string(),
         ])
-        .args(["--stream-addr", &stream_addr])
+        .args(["--stream-addr", &format!("{scheme}{stream_addr}")])
         .args(["--reconnect-min-ms", "50", "--reconnect-max-ms", "500"])
         .arg("--ca-file")
         .arg(&ca);
@@ -608,6 +621,9 @@ async fn market_data_and_executions_reach_the_stream_server_across_reconnects() 
     assert!(log.matches("logged on").count() >= 4, "{log}");
     assert!(log.contains("market data request rejected"), "{log}");
     assert!(log.contains("loaded .env"), "{log}");
+    if scheme == "kafka://" {
+        assert!(log.contains("connected to the Kafka broker"), "{log}");
+    }
     // Secrets never appear in the log.
     assert!(!log.contains(SECRET), "secret leaked:\n{log}");
     assert!(!log.contains(PASSPHRASE), "passphrase leaked:\n{log}");
