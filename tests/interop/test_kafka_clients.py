@@ -18,7 +18,7 @@ from interop_support import Process, binary
 confluent_kafka = pytest.importorskip("confluent_kafka")
 kafka = pytest.importorskip("kafka")
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # noqa: E402
 
 KCAT = shutil.which("kcat")
 
@@ -257,6 +257,21 @@ def test_confluent_admin_creates_and_deletes_topics(server):
     with pytest.raises(confluent_kafka.KafkaException, match="INVALID_REPLICATION_FACTOR"):
         for _, f in admin.create_topics([NewTopic(topic + "x", num_partitions=1, replication_factor=3)]).items():
             f.result(30)
+    # Growing a topic: to 5 partitions, then a refused "grow" to fewer.
+    for _, f in admin.create_partitions([NewPartitions(topic, 5)]).items():
+        f.result(30)
+    assert len(admin.list_topics(timeout=10).topics[topic].partitions) == 5
+    with pytest.raises(confluent_kafka.KafkaException, match="INVALID_PARTITIONS"):
+        for _, f in admin.create_partitions([NewPartitions(topic, 3)]).items():
+            f.result(30)
+    p = Producer({"bootstrap.servers": server.addr, "acks": "all"})
+    p.produce(topic, value=b"on the new partition", partition=4)
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": server.addr, "group.id": topic, "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 4, 0)])
+    m = c.poll(30)
+    assert m is not None and m.error() is None and m.value() == b"on the new partition"
+    c.close()
     for _, f in admin.delete_topics([topic]).items():
         f.result(30)
     assert topic not in admin.list_topics(timeout=10).topics
