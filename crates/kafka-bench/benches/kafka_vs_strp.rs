@@ -41,8 +41,9 @@ struct Args {
     partitions: u32,
     /// Consumers reading each topic side by side, each its own thread and connection,
     /// sharing the partitions out round robin (the same for both protocols).
-    #[arg(long, default_value_t = 1)]
-    consumers: u32,
+    /// Several counts, comma-separated, run one after the other on the same messages.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    consumers: Vec<u32>,
     /// Messages per second of the paced latency run (librdkafka, default batching).
     #[arg(long, default_value_t = 100_000)]
     paced_rate: u64,
@@ -453,13 +454,52 @@ fn line(what: &str, n: u64, dt: Duration) {
     );
 }
 
+/// Reads both topics with `consumers` consumers a side; prints both rates and returns STRP's
+/// over Kafka's.
+async fn compare_consume(
+    a: &Args,
+    admin: &mut StreamClient,
+    strp_topic: &str,
+    kafka_topic: &str,
+    consumers: u32,
+) -> Result<f64> {
+    let (strp_n, strp_c) = side_by_side(a.partitions, consumers, |parts| {
+        strp_consume(&a.addr, strp_topic, &parts)
+    })?;
+    if strp_n != a.messages {
+        bail!("STRP fetched {strp_n} of {} messages", a.messages);
+    }
+    line(
+        &format!("STRP fetch_wait, {consumers} consumers, CRC-verified"),
+        strp_n,
+        strp_c,
+    );
+    let mut expected = Vec::new();
+    for i in 0..consumers {
+        expected.push(stored(admin, kafka_topic, &share(a.partitions, consumers, i)).await?);
+    }
+    let (kafka_n, kafka_c) = side_by_side(a.partitions, consumers, |parts| {
+        let n = expected[parts.first().map_or(0, |&p| p % consumers) as usize];
+        kafka_consume(&a.addr, kafka_topic, &parts, n, a.size)
+    })?;
+    // The warm-up message is read too.
+    if kafka_n != a.messages + 1 {
+        bail!("Kafka consumed {kafka_n} of {} messages", a.messages + 1);
+    }
+    line(
+        &format!("Kafka librdkafka, {consumers} consumers"),
+        kafka_n,
+        kafka_c,
+    );
+    Ok(rate(strp_n, strp_c) / rate(kafka_n, kafka_c))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let a = Args::parse();
-    if a.consumers == 0 || a.consumers > a.partitions {
+    if let Some(bad) = a.consumers.iter().find(|&&c| c == 0 || c > a.partitions) {
         bail!(
-            "--consumers {} must be between 1 and --partitions ({})",
-            a.consumers,
+            "--consumers {bad} must be between 1 and --partitions ({})",
             a.partitions
         );
     }
@@ -501,42 +541,12 @@ async fn main() -> Result<()> {
         .report("  librdkafka produce latency at full load");
     drop(producer);
 
-    // Consume what each produced.
-    let (strp_n, strp_c) = side_by_side(a.partitions, a.consumers, |parts| {
-        strp_consume(&a.addr, &strp_topic, &parts)
-    })?;
-    if strp_n != a.messages {
-        bail!("STRP fetched {strp_n} of {} messages", a.messages);
+    // Consume what each produced, with each count of consumers.
+    let mut consume_ratios = Vec::new();
+    for &consumers in &a.consumers {
+        let ratio = compare_consume(&a, &mut admin, &strp_topic, &kafka_topic, consumers).await?;
+        consume_ratios.push(format!("{ratio:.2}x with {consumers}"));
     }
-    line(
-        &format!("STRP fetch_wait, {} consumers, CRC-verified", a.consumers),
-        strp_n,
-        strp_c,
-    );
-    let mut expected = Vec::new();
-    for i in 0..a.consumers {
-        expected.push(
-            stored(
-                &mut admin,
-                &kafka_topic,
-                &share(a.partitions, a.consumers, i),
-            )
-            .await?,
-        );
-    }
-    let (kafka_n, kafka_c) = side_by_side(a.partitions, a.consumers, |parts| {
-        let n = expected[parts.first().map_or(0, |&p| p % a.consumers) as usize];
-        kafka_consume(&a.addr, &kafka_topic, &parts, n, a.size)
-    })?;
-    // The warm-up message is read too.
-    if kafka_n != a.messages + 1 {
-        bail!("Kafka consumed {kafka_n} of {} messages", a.messages + 1);
-    }
-    line(
-        &format!("Kafka librdkafka, {} consumers", a.consumers),
-        kafka_n,
-        kafka_c,
-    );
 
     // Latency at a rate the server keeps up with.
     let paced = kafka_producer(&a.addr)?;
@@ -549,9 +559,9 @@ async fn main() -> Result<()> {
     drop(paced);
 
     println!(
-        "Kafka/STRP: produce {:.2}x, consume {:.2}x (STRP's rate over Kafka's; 1.5 or less is the target)",
+        "Kafka/STRP: produce {:.2}x, consume {} (STRP's rate over Kafka's; 1.5 or less is the target)",
         rate(a.messages, strp_p) / rate(a.messages, kafka_p),
-        rate(strp_n, strp_c) / rate(kafka_n, kafka_c),
+        consume_ratios.join(", "),
     );
     for t in [&strp_topic, &kafka_topic, &paced_topic] {
         admin.delete_topic(t).await?;
