@@ -16,6 +16,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+// The Kafka publisher's decoders may reserve a length an answer claims before its bytes are
+// there (see process_limits::huge_alloc).
+#[global_allocator]
+static ALLOC: process_limits::LazyHugeAlloc = process_limits::LazyHugeAlloc;
+
 fn main() -> ExitCode {
     // .env (of the working directory only, not its parents: predictable in services) first,
     // so clap's env fallbacks see it; variables already in the environment win.

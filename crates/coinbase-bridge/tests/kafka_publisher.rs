@@ -2,6 +2,10 @@
 //! STRP port: what it publishes is read back over STRP, each record once, in the partition
 //! the STRP publisher would have chosen, across a server restart.
 
+// As in the bridge's binary: the decoders' claimed lengths must not abort the test binary.
+#[global_allocator]
+static ALLOC: process_limits::LazyHugeAlloc = process_limits::LazyHugeAlloc;
+
 use coinbase_bridge::kafka::KafkaPublisher;
 use coinbase_bridge::publish::{PublishError, Publisher, Record};
 use coinbase_bridge::stream::StreamPublisher;
@@ -206,6 +210,37 @@ async fn an_oversized_answer_is_an_error_not_an_allocation() {
     let e = publisher.create_topic("t", 1).await.unwrap_err();
     assert!(
         matches!(&e, PublishError::Unavailable(m) if m.contains("answer size 2147483647")),
+        "{e}"
+    );
+    peer.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_array_count_is_an_error_not_an_abort() {
+    // A peer whose ApiVersions answer claims 2^31 API entries and carries none: the crate's
+    // decoder reserves them before reading one; with the system allocator that is a refused
+    // 64 GiB allocation and an abort of this whole test binary.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let peer = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut request = [0u8; 256];
+        let n = s.read(&mut request).await.unwrap();
+        assert!(n >= 12, "a whole request header");
+        let mut answer = Vec::new();
+        answer.extend_from_slice(&request[8..12]); // the correlation id
+        answer.extend_from_slice(&0i16.to_be_bytes()); // error_code
+        answer.extend_from_slice(&[0x81, 0x80, 0x80, 0x80, 0x08]); // compact count 2^31
+        s.write_all(&(answer.len() as i32).to_be_bytes())
+            .await
+            .unwrap();
+        s.write_all(&answer).await.unwrap();
+        let _ = s.read(&mut request).await;
+    });
+    let mut publisher = KafkaPublisher::new(&addr);
+    let e = publisher.create_topic("t", 1).await.unwrap_err();
+    assert!(
+        matches!(&e, PublishError::Unavailable(m) if m.contains("undecodable ApiVersions")),
         "{e}"
     );
     peer.abort();

@@ -1,4 +1,6 @@
-//! Process resource limits the servers set for themselves at start.
+//! Process resource limits the servers set for themselves at start, and
+//! [`LazyHugeAlloc`] (module [`huge_alloc`]), the allocator that keeps a decoder's claimed
+//! length from aborting the process.
 //!
 //! A container runtime or a login shell hands a process a soft open-files limit (often 1024)
 //! below the hard limit the host allows. A server that holds one file descriptor per connection
@@ -8,6 +10,9 @@
 //! privilege.
 
 #![warn(missing_docs)]
+
+pub mod huge_alloc;
+pub use huge_alloc::LazyHugeAlloc;
 
 use std::io;
 

@@ -4,12 +4,11 @@
 //! protocol a connection speaks), [`conn`] (one pipelined STRP connection), [`kafka`] (the
 //! Kafka protocol), [`broker`] (request handling), [`budget`] (the memory budget of
 //! requests in flight and unsent answers), [`groups`] (consumer groups), [`metrics`]
-//! (Prometheus), [`alloc`] (the allocator that keeps a decoder's claimed length from
-//! aborting the process).
+//! (Prometheus). The binary's allocator, which keeps a Kafka decoder's claimed length from
+//! aborting the process, is `process_limits::LazyHugeAlloc`.
 
 #![warn(missing_docs)]
 
-pub mod alloc;
 pub mod broker;
 pub mod budget;
 pub mod config;

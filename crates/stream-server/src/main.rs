@@ -2,9 +2,9 @@
 
 use stream_server::config::Config;
 
-// The Kafka decoders may reserve a claimed length before its bytes are there (see alloc.rs).
+// The Kafka decoders may reserve a claimed length before its bytes are there (see process_limits::huge_alloc).
 #[global_allocator]
-static ALLOC: stream_server::alloc::LazyHugeAlloc = stream_server::alloc::LazyHugeAlloc;
+static ALLOC: process_limits::LazyHugeAlloc = process_limits::LazyHugeAlloc;
 
 fn main() {
     ignore_sigxfsz();

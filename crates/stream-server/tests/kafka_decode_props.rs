@@ -12,7 +12,7 @@ use stream_server::kafka::versions::SUPPORTED;
 
 // As in the server: a decoder's claimed length must not abort this process either.
 #[global_allocator]
-static ALLOC: stream_server::alloc::LazyHugeAlloc = stream_server::alloc::LazyHugeAlloc;
+static ALLOC: process_limits::LazyHugeAlloc = process_limits::LazyHugeAlloc;
 
 /// Decodes `body` as the request of `key` at `version`; Err is fine, a panic is not.
 fn decode_request(key: ApiKey, version: i16, body: &[u8]) -> Result<(), String> {

@@ -1,15 +1,18 @@
-//! The server's global allocator: the system allocator, except that one allocation of
-//! [`HUGE`] or more is an anonymous mapping made with `MAP_NORESERVE`.
+//! A global allocator for programs that decode Kafka messages: the system allocator, except
+//! that one allocation of [`HUGE`] or more is an anonymous mapping made with `MAP_NORESERVE`.
 //!
 //! Why: the generated Kafka decoders of the `kafka-protocol` crate (0.18) reserve an array's
 //! claimed element count (`Vec::with_capacity(n)`, `n` up to `u32::MAX`) before reading a
-//! single element. An 8-byte request can claim a 400 GB array; the system allocator refuses
-//! it, and Rust aborts the process on a refused allocation: one client would kill the broker.
+//! single element. An 8-byte message can claim a 400 GB array; the system allocator refuses
+//! it, and Rust aborts the process on a refused allocation: one client would kill the broker
+//! (stream-server decodes requests), one forged answer the bridge (its Kafka publisher
+//! decodes a broker's answers).
 //! A `MAP_NORESERVE` mapping only reserves address space (Linux does not count it against
 //! memory under the default overcommit heuristic), its pages cost memory only once touched,
 //! and the decoder touches no more of them than the request has bytes before it fails. Every
 //! request's bytes are bounded by the memory budget, so no real allocation of the server is
-//! this large: the branch is taken only by such claims.
+//! this large: the branch is taken only by such claims (the bridge's answers are bounded by
+//! its own size limit likewise).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr;
@@ -20,7 +23,7 @@ pub const HUGE: usize = 1 << 30;
 const PAGE: usize = 4096;
 
 /// The allocator: declare it with `#[global_allocator]` in every binary that decodes Kafka
-/// requests (the server, and tests that decode arbitrary bytes).
+/// messages (stream-server, coinbase-bridge, and tests that decode arbitrary bytes).
 pub struct LazyHugeAlloc;
 
 fn is_huge(layout: Layout) -> bool {
