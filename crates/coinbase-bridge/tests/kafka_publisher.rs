@@ -191,57 +191,51 @@ async fn a_stopped_server_is_unavailable_not_rejected() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oversized_answer_is_an_error_not_an_allocation() {
-    // A peer whose every answer claims 2 GiB: the publisher must refuse the size prefix, not
-    // try to allocate for it.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let peer = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut request = [0u8; 64];
-        let _ = s.read(&mut request).await.unwrap();
-        s.write_all(&i32::MAX.to_be_bytes()).await.unwrap();
-        s.write_all(&[0; 16]).await.unwrap();
-        // Hold the connection open: the refusal must not wait for more bytes.
-        let _ = s.read(&mut request).await;
-    });
-    let mut publisher = KafkaPublisher::new(&addr);
-    let e = publisher.create_topic("t", 1).await.unwrap_err();
-    assert!(
-        matches!(&e, PublishError::Unavailable(m) if m.contains("answer size 2147483647")),
-        "{e}"
-    );
-    peer.abort();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_forged_array_count_is_an_error_not_an_abort() {
-    // A peer whose ApiVersions answer claims 2^31 API entries and carries none: the crate's
-    // decoder reserves them before reading one; with the system allocator that is a refused
-    // 64 GiB allocation and an abort of this whole test binary.
+/// A fake broker that answers the first request with what `answer` makes of its bytes, then
+/// holds the connection open (a refusal must not wait for more bytes); and the error a
+/// publisher gets from it.
+async fn error_from_fake_broker(answer: fn(&[u8]) -> Vec<u8>) -> PublishError {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let peer = tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();
         let mut request = [0u8; 256];
         let n = s.read(&mut request).await.unwrap();
-        assert!(n >= 12, "a whole request header");
-        let mut answer = Vec::new();
-        answer.extend_from_slice(&request[8..12]); // the correlation id
-        answer.extend_from_slice(&0i16.to_be_bytes()); // error_code
-        answer.extend_from_slice(&[0x81, 0x80, 0x80, 0x80, 0x08]); // compact count 2^31
-        s.write_all(&(answer.len() as i32).to_be_bytes())
-            .await
-            .unwrap();
-        s.write_all(&answer).await.unwrap();
+        s.write_all(&answer(&request[..n])).await.unwrap();
         let _ = s.read(&mut request).await;
     });
     let mut publisher = KafkaPublisher::new(&addr);
     let e = publisher.create_topic("t", 1).await.unwrap_err();
+    peer.abort();
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_answer_is_an_error_not_an_allocation() {
+    // Every answer claims 2 GiB: the publisher must refuse the size prefix, not try to
+    // allocate for it.
+    let e = error_from_fake_broker(|_| [&i32::MAX.to_be_bytes()[..], &[0; 16]].concat()).await;
+    assert!(
+        matches!(&e, PublishError::Unavailable(m) if m.contains("answer size 2147483647")),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_array_count_is_an_error_not_an_abort() {
+    // The ApiVersions answer claims 2^31 API entries and carries none: the crate's decoder
+    // reserves them before reading one; with the system allocator that is a refused 64 GiB
+    // allocation and an abort of this whole test binary.
+    let e = error_from_fake_broker(|request| {
+        assert!(request.len() >= 12, "a whole request header");
+        let mut body = request[8..12].to_vec(); // the correlation id
+        body.extend_from_slice(&0i16.to_be_bytes()); // error_code
+        body.extend_from_slice(&[0x81, 0x80, 0x80, 0x80, 0x08]); // compact count 2^31
+        [&(body.len() as i32).to_be_bytes()[..], &body].concat()
+    })
+    .await;
     assert!(
         matches!(&e, PublishError::Unavailable(m) if m.contains("undecodable ApiVersions")),
         "{e}"
     );
-    peer.abort();
 }
