@@ -281,16 +281,17 @@ fn share(partitions: u32, consumers: u32, i: u32) -> Vec<u32> {
     (0..partitions).filter(|p| p % consumers == i).collect()
 }
 
-/// Runs `consume` once per consumer, each on its own thread, and gathers what they read.
+/// Runs `consume(i, its partitions)` once per consumer `i`, each on its own thread, and
+/// gathers what they read.
 fn side_by_side<F>(partitions: u32, consumers: u32, consume: F) -> Result<(u64, Duration)>
 where
-    F: Fn(Vec<u32>) -> Result<Read> + Sync,
+    F: Fn(usize, Vec<u32>) -> Result<Read> + Sync,
 {
     let reads: Result<Vec<Read>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..consumers)
             .map(|i| {
                 let consume = &consume;
-                s.spawn(move || consume(share(partitions, consumers, i)))
+                s.spawn(move || consume(i as usize, share(partitions, consumers, i)))
             })
             .collect();
         handles
@@ -463,7 +464,7 @@ async fn compare_consume(
     kafka_topic: &str,
     consumers: u32,
 ) -> Result<f64> {
-    let (strp_n, strp_c) = side_by_side(a.partitions, consumers, |parts| {
+    let (strp_n, strp_c) = side_by_side(a.partitions, consumers, |_, parts| {
         strp_consume(&a.addr, strp_topic, &parts)
     })?;
     if strp_n != a.messages {
@@ -478,9 +479,8 @@ async fn compare_consume(
     for i in 0..consumers {
         expected.push(stored(admin, kafka_topic, &share(a.partitions, consumers, i)).await?);
     }
-    let (kafka_n, kafka_c) = side_by_side(a.partitions, consumers, |parts| {
-        let n = expected[parts.first().map_or(0, |&p| p % consumers) as usize];
-        kafka_consume(&a.addr, kafka_topic, &parts, n, a.size)
+    let (kafka_n, kafka_c) = side_by_side(a.partitions, consumers, |i, parts| {
+        kafka_consume(&a.addr, kafka_topic, &parts, expected[i], a.size)
     })?;
     // The warm-up message is read too.
     if kafka_n != a.messages + 1 {
